@@ -1,0 +1,27 @@
+"""pyude: stiff and adjoint ODE solvers, universal differential equations and equation
+discovery, on torch (the `native` backend) or on Julia's DifferentialEquations.jl.
+
+`import pyude` loads torch, numpy and sympy only; Julia, PySR and the other optional
+pieces are imported on first use.
+"""
+
+from . import ops as ops
+from ._errors import SolverError as SolverError
+from ._errors import UnsupportedOperationError as UnsupportedOperationError
+from ._model import Params as Params
+from ._problem import ODEProblem as ODEProblem
+from ._retcode import ReturnCode as ReturnCode
+from ._solution import Solution as Solution
+from ._solution import Stats as Stats
+from ._solve import solve as solve
+from .controllers import PIController as PIController
+from .solvers import BS3 as BS3
+from .solvers import DP5 as DP5
+from .solvers import RK4 as RK4
+from .solvers import Euler as Euler
+from .solvers import Heun as Heun
+from .solvers import Midpoint as Midpoint
+from .solvers import Tsit5 as Tsit5
+from .solvers import Vern7 as Vern7
+
+__version__ = "0.1.0"

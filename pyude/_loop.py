@@ -1,0 +1,169 @@
+"""The native integration loop: one shared step size for the whole batch.
+
+`integrate` owns the loop; its helpers are named for what they do (`_trial_step`,
+`_accept`, `_Saver`). A trial step is accepted when its scaled error `EEst <= 1` (adaptive)
+or always (fixed step); time is kept as a Python float so that control flow never waits
+for the device more than once per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ._model import RHS
+from ._norms import error_norm
+from ._retcode import ReturnCode
+from ._solution import Stats
+from .controllers import PIController, initial_dt
+from .solvers._base import AbstractSolver
+from .solvers._dense import StepRecord
+
+# A step whose state or error is not finite is retried with a smaller step this many times
+# in a row before the solve ends as Unstable.
+MAX_NONFINITE_RETRIES = 10
+
+
+@dataclass
+class LoopOptions:
+    t0: float
+    t1: float
+    rtol: float | Tensor
+    atol: float | Tensor
+    dt: float | None
+    dtmin: float
+    dtmax: float
+    maxiters: int
+    saveat: list[float] | None
+    tstops: list[float]
+    adaptive: bool
+    dense: bool
+    controller: PIController = field(default_factory=PIController)
+
+    @property
+    def tdir(self) -> float:
+        return 1.0 if self.t1 >= self.t0 else -1.0
+
+
+@dataclass
+class LoopResult:
+    ts: list[float]
+    us: list[Tensor]
+    retcode: ReturnCode
+    detail: str
+    stats: Stats
+    steps: list[StepRecord] | None
+
+
+def _snap(a: float, b: float) -> float:
+    """How close two times must be to count as the same time."""
+    return 64 * 2.220446049250313e-16 * max(abs(a), abs(b), 1e-300)
+
+
+class _Saver:
+    """Collects the output: every step, or exactly the `saveat` times by interpolation."""
+
+    def __init__(self, solver: AbstractSolver, saveat: list[float] | None, tdir: float):
+        self.solver, self.saveat, self.tdir = solver, saveat, tdir
+        self.ts: list[float] = []
+        self.us: list[Tensor] = []
+        self.next = 0
+
+    def start(self, t: float, u: Tensor) -> None:
+        if self.saveat is None:
+            self._put(t, u)
+            return
+        while self.next < len(self.saveat) and abs(self.saveat[self.next] - t) <= _snap(t, t):
+            self._put(self.saveat[self.next], u)
+            self.next += 1
+
+    def step(self, rec: StepRecord, t1: float) -> None:
+        if self.saveat is None:
+            self._put(t1, rec.u1)
+            return
+        while self.next < len(self.saveat):
+            s = self.saveat[self.next]
+            if abs(s - t1) <= _snap(s, t1):
+                self._put(s, rec.u1)
+            elif self.tdir * (s - t1) < 0:
+                self._put(s, self.solver.interpolate(rec, (s - rec.t0) / rec.dt))
+            else:
+                return
+            self.next += 1
+
+    def _put(self, t: float, u: Tensor) -> None:
+        self.ts.append(t)
+        self.us.append(u)
+
+
+def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
+              o: LoopOptions) -> LoopResult:
+    """Integrate from (t0, u0), with f0 = f(t0, u0), to t1 or to the first failure."""
+    tdir, stats = o.tdir, Stats()
+    saver = _Saver(solver, o.saveat, tdir)
+    steps: list[StepRecord] | None = [] if o.dense else None
+    t, u = o.t0, u0
+    saver.start(t, u)
+    stops = sorted(o.tstops + [o.t1], key=lambda s: tdir * s)
+    stops = [s for s in stops if tdir * (s - t) > _snap(s, t)]
+    if o.dt is not None or not stops:
+        dt = tdir * abs(o.dt or 0.0)
+    else:
+        dt = initial_dt(rhs, t, u, f0, tdir, solver.order, o.rtol, o.atol, o.dtmax, o.dtmin)
+    qold, iters, nonfinite = o.controller.qoldinit, 0, 0
+    retcode, detail = ReturnCode.Success, ""
+    while stops:
+        if iters >= o.maxiters:
+            retcode, detail = ReturnCode.MaxIters, f"maxiters={o.maxiters} reached at t={t:.9g}"
+            break
+        stop = stops[0]
+        landing = tdir * (t + dt - stop) >= -_snap(t + dt, stop)
+        dt_try = stop - t if landing else dt
+        if abs(dt_try) < o.dtmin and not landing:
+            retcode = ReturnCode.DtLessThanMin
+            detail = f"|dt|={abs(dt_try):.3g} < dtmin={o.dtmin:.3g} at t={t:.9g}"
+            break
+        if t + dt_try == t:
+            retcode = ReturnCode.DtLessThanMin
+            detail = f"the step {dt_try:.3g} no longer changes t={t:.17g} in floating point"
+            break
+        iters += 1
+        trial = solver.step(rhs, t, u, f0, dt_try)
+        if o.adaptive:
+            eest = error_norm(trial.err, u, trial.u1, o.rtol, o.atol)
+        else:
+            eest = 0.0 if bool(torch.isfinite(trial.u1.detach()).all()) else math.nan
+        if not math.isfinite(eest):
+            nonfinite += 1
+            stats.nreject += 1
+            if not o.adaptive or nonfinite > MAX_NONFINITE_RETRIES:
+                retcode = ReturnCode.Unstable
+                detail = f"a step from t={t:.9g} gave a NaN or Inf state"
+                break
+            dt = dt_try * o.controller.qmin
+            continue
+        nonfinite = 0
+        if eest > 1.0:
+            stats.nreject += 1
+            dt = dt_try / o.controller.reject_factor(eest, solver.order)
+            continue
+        t_new = stop if landing else t + dt_try
+        f1 = trial.f1 if trial.f1 is not None else rhs(t_new, trial.u1)
+        rec = StepRecord(t0=t, dt=dt_try, u0=u, u1=trial.u1, f0=f0, f1=f1,
+                         stages=trial.stages, rhs=rhs)
+        saver.step(rec, t_new)
+        if steps is not None:
+            steps.append(rec)
+        if o.adaptive:
+            q = o.controller.accept_factor(eest, qold, solver.order, stats.naccept == 0)
+            qold = o.controller.next_qold(eest)
+            dt = tdir * min(abs(dt_try / q), o.dtmax)
+        stats.naccept += 1
+        t, u, f0 = t_new, trial.u1, f1
+        if landing:
+            stops.pop(0)
+    stats.nf = rhs.nf
+    return LoopResult(saver.ts, saver.us, retcode, detail, stats, steps)

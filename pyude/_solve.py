@@ -1,0 +1,208 @@
+"""`solve`: checks every input before any work, runs the chosen backend, returns a Solution."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._errors import SolverError, reject_unknown_kwargs
+from ._loop import LoopOptions, integrate
+from ._model import RHS
+from ._problem import ODEProblem
+from ._solution import Solution
+from .controllers import PIController
+from .solvers import Tsit5
+from .solvers._base import AbstractSolver
+
+BACKENDS = ("native",)
+DEFAULT_MAXITERS = 100_000
+
+
+def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
+          saveat: float | Sequence[float] | Tensor | None = None,
+          dt: float | None = None,
+          rtol: float = 1e-3,
+          atol: float | Sequence[float] | Tensor = 1e-6,
+          dtmin: float | None = None,
+          dtmax: float | None = None,
+          maxiters: int = DEFAULT_MAXITERS,
+          tstops: Sequence[float] | None = None,
+          adaptive: bool | None = None,
+          dense: bool | None = None,
+          controller: PIController | None = None,
+          throw: bool = True,
+          backend: str = "native",
+          **unknown: Any) -> Solution:
+    """Solve `problem` with `solver` (DifferentialEquations.jl's `solve`).
+
+    Arguments:
+        problem: an `ODEProblem`.
+        solver: a solver instance such as `Tsit5()` (the default), `Vern7()` or `RK4()`.
+        saveat: save exactly at these times (or every `saveat` from t0 to t1 when a
+            number), by the solver's dense output, without forcing steps onto them.
+            Without it every step is saved.
+        dt: the step for fixed-step solvers (required there); the first step otherwise.
+        rtol, atol: relative and absolute tolerances (DifferentialEquations.jl's defaults).
+            `atol` may hold one value per state component.
+        dtmin, dtmax: bounds on the step size; a step forced below `dtmin` ends the solve
+            with `DtLessThanMin`.
+        maxiters: the most steps (accepted and rejected) before the solve ends `MaxIters`.
+        tstops: times the solver must step onto exactly (discontinuities in `f`).
+        adaptive: `False` runs an adaptive method at the fixed step `dt`.
+        dense: keep the dense output for `sol(t)`; defaults to `saveat is None`.
+        controller: step-size control, a `PIController` with SciML's defaults.
+        throw: raise `SolverError` when the solve fails (default); with `False` the partial
+            solution comes back with its `retcode` and `message`.
+        backend: `"native"` (torch).
+
+    Returns:
+        a `Solution`. All trajectories of a batch share one step size, chosen so that every
+        trajectory meets the tolerances.
+    """
+    reject_unknown_kwargs("solve()", unknown, _SOLVE_KEYWORDS)
+    _check_types(problem, solver, backend, throw)
+    solver = Tsit5() if solver is None else solver
+    opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
+                         tstops, adaptive, dense, controller)
+    rhs = RHS(problem.f, problem.p)
+    f0 = rhs.first_call(problem.tspan[0], problem.u0)
+    result = integrate(rhs, solver, problem.u0, f0, opts)
+    u0 = problem.u0
+    t = torch.tensor(result.ts, dtype=u0.dtype, device=u0.device)
+    u = torch.stack(result.us) if result.us else u0.new_zeros((0, *u0.shape))
+    message = result.retcode.value if result.retcode.successful else (
+        f"{result.detail}. {result.retcode.value}")
+    sol = Solution(t, u, result.retcode, message, result.stats, solver, result.steps, opts.tdir)
+    if throw and not sol.success:
+        raise SolverError(f"solve with {solver!r} failed: {result.retcode}: {message}", sol)
+    return sol
+
+
+_SOLVE_KEYWORDS = ("saveat", "dt", "rtol", "atol", "dtmin", "dtmax", "maxiters", "tstops",
+                   "adaptive", "dense", "controller", "throw", "backend")
+
+
+def _check_types(problem, solver, backend, throw) -> None:
+    if not isinstance(problem, ODEProblem):
+        raise TypeError(f"solve() needs a pyude.ODEProblem; got {type(problem).__name__}. "
+                        f"Build one with pyude.ODEProblem(f, u0, tspan, p).")
+    if isinstance(solver, type) and issubclass(solver, AbstractSolver):
+        raise TypeError(f"pass a solver instance, `{solver.__name__}()`, not the class "
+                        f"`{solver.__name__}`")
+    if solver is not None and not isinstance(solver, AbstractSolver):
+        raise TypeError(f"solver must be a pyude solver such as pyude.Tsit5(); got {solver!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available backends: "
+                         f"{', '.join(map(repr, BACKENDS))}")
+    if not isinstance(throw, bool):
+        raise TypeError(f"throw must be True or False; got {throw!r}")
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number; got {value!r}") from None
+    if math.isnan(x) or x < 0 or (x == 0 and not allow_zero) or math.isinf(x):
+        need = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a finite {need} number; got {value!r}")
+    return x
+
+
+def _tolerances(problem: ODEProblem, rtol, atol):
+    eps = torch.finfo(problem.u0.dtype).eps
+    r = _positive("rtol", rtol)
+    if r < eps:
+        raise ValueError(
+            f"rtol={r:g} is below the precision of {problem.u0.dtype} (eps={eps:.3g}); no "
+            f"step can meet it. Use rtol >= {10 * eps:.1g}, or solve in float64.")
+    if isinstance(atol, (int, float)):
+        return r, _positive("atol", atol)
+    a = torch.as_tensor(atol, dtype=problem.u0.dtype, device=problem.u0.device)
+    if a.ndim != 1 or a.shape[0] != problem.n_states:
+        raise ValueError(f"atol must be a number or have one value per state component "
+                         f"({problem.n_states}); got shape {tuple(a.shape)}")
+    if not bool(torch.isfinite(a).all()) or bool((a <= 0).any()):
+        raise ValueError(f"atol must be finite and positive; got {a.tolist()}")
+    return r, a
+
+
+def _times(name: str, values, t0: float, t1: float) -> list[float]:
+    arr = np.asarray(values.detach().cpu() if isinstance(values, Tensor) else values,
+                     dtype=float).reshape(-1)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    lo, hi = min(t0, t1), max(t0, t1)
+    slack = 1e-12 * max(abs(lo), abs(hi), 1.0)
+    outside = arr[(arr < lo - slack) | (arr > hi + slack)]
+    if outside.size:
+        raise ValueError(f"{name} has times outside tspan ({t0}, {t1}): {outside[:5].tolist()}; "
+                         f"every {name} time must lie in the time span")
+    return np.clip(arr, lo, hi).tolist()
+
+
+def _saveat(saveat, t0: float, t1: float) -> list[float] | None:
+    if saveat is None:
+        return None
+    tdir = 1.0 if t1 >= t0 else -1.0
+    if np.ndim(saveat.detach().cpu() if isinstance(saveat, Tensor) else saveat) == 0:
+        step = _positive("saveat", abs(float(saveat)))
+        n = int(math.floor(abs(t1 - t0) / step * (1 + 1e-12)))
+        times = [t0 + tdir * i * step for i in range(n + 1)]
+        if abs(times[-1] - t1) > 1e-12 * max(abs(t1), 1.0):
+            times.append(t1)
+        else:
+            times[-1] = t1
+        return times
+    times = _times("saveat", saveat, t0, t1)
+    if any(tdir * (b - a) < 0 for a, b in zip(times, times[1:])):
+        raise ValueError(f"saveat must be ordered from t0={t0} towards t1={t1}; sort it")
+    return times
+
+
+def _step_sizes(problem, solver, dt, adaptive, dtmin, dtmax):
+    t0, t1 = problem.tspan
+    tdir = 1.0 if t1 >= t0 else -1.0
+    adaptive = solver.adaptive if adaptive is None else bool(adaptive)
+    if adaptive and not solver.adaptive:
+        raise ValueError(f"{solver!r} has no error estimate, so it cannot adapt its step; "
+                         f"use a fixed `dt`, or an adaptive solver such as Tsit5()")
+    if not adaptive and dt is None and t0 != t1:
+        raise ValueError(f"{solver!r} takes fixed steps, so it needs `dt`: for example "
+                         f"solve(problem, {solver!r}, dt=0.01). (Adaptive solvers such as "
+                         f"Tsit5() choose their own steps.)")
+    if dt is not None:
+        if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) \
+                or dt == 0:
+            raise ValueError(f"dt must be a finite non-zero number; got {dt!r}")
+        if dt * tdir < 0:
+            raise ValueError(f"dt={dt} points away from t1={t1} (tspan ({t0}, {t1})); "
+                             f"give dt's size, or a dt with the sign of t1 - t0")
+    span = abs(t1 - t0)
+    dtmin = 0.0 if dtmin is None else _positive("dtmin", dtmin, allow_zero=True)
+    dtmax = span if dtmax is None else _positive("dtmax", dtmax)
+    return adaptive, dtmin, dtmax
+
+
+def _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters, tstops,
+                  adaptive, dense, controller) -> LoopOptions:
+    t0, t1 = problem.tspan
+    rtol, atol = _tolerances(problem, rtol, atol)
+    adaptive, dtmin, dtmax = _step_sizes(problem, solver, dt, adaptive, dtmin, dtmax)
+    if isinstance(maxiters, bool) or not isinstance(maxiters, (int, np.integer)) \
+            or maxiters < 1:
+        raise ValueError(f"maxiters must be a positive integer; got {maxiters!r}")
+    if controller is not None and not isinstance(controller, PIController):
+        raise TypeError(f"controller must be a pyude.PIController; got {controller!r}")
+    save = _saveat(saveat, t0, t1)
+    return LoopOptions(
+        t0=t0, t1=t1, rtol=rtol, atol=atol, dt=None if dt is None else float(dt),
+        dtmin=dtmin, dtmax=dtmax, maxiters=int(maxiters), saveat=save,
+        tstops=[] if tstops is None else _times("tstops", tstops, t0, t1),
+        adaptive=adaptive, dense=(save is None) if dense is None else bool(dense),
+        controller=controller or PIController(),
+    )

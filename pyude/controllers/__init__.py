@@ -1,0 +1,4 @@
+"""Step-size control."""
+
+from ._initdt import initial_dt as initial_dt
+from ._pi import PIController as PIController

@@ -1,0 +1,58 @@
+"""The PI step-size controller with DifferentialEquations.jl's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PIController:
+    """Proportional-integral step-size control (Hairer & Wanner, Solving ODEs II, IV.2).
+
+    After a step with scaled error `EEst` (accepted when `EEst <= 1`):
+    `q = clamp(EEst^beta1 / qold^beta2 / gamma, 1/qmax, 1/qmin)`, `dt_new = dt / q`, where
+    `qold` is the previous accepted step's `EEst` (at least `qoldinit`). A rejected step
+    shrinks by `min(1/qmin, EEst^beta1 / gamma)`. Defaults are OrdinaryDiffEq.jl's:
+    `beta1 = 7/(10 p)`, `beta2 = 2/(5 p)` for a method of order p, `qmin = 1/5`,
+    `qmax = 10` (10000 on the first step), `gamma = 9/10`, `qoldinit = 1e-4`.
+    """
+
+    beta1: float | None = None
+    beta2: float | None = None
+    qmin: float = 0.2
+    qmax: float = 10.0
+    qmax_first_step: float = 10000.0
+    gamma: float = 0.9
+    qsteady_min: float = 1.0
+    qsteady_max: float = 1.0
+    qoldinit: float = 1e-4
+
+    def __post_init__(self):
+        if not 0 < self.qmin <= 1 <= self.qmax:
+            raise ValueError(f"PIController needs 0 < qmin <= 1 <= qmax; got "
+                             f"qmin={self.qmin}, qmax={self.qmax}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"PIController needs 0 < gamma <= 1; got {self.gamma}")
+
+    def betas(self, order: int) -> tuple[float, float]:
+        beta1 = 7 / (10 * order) if self.beta1 is None else self.beta1
+        beta2 = 2 / (5 * order) if self.beta2 is None else self.beta2
+        return beta1, beta2
+
+    def accept_factor(self, eest: float, qold: float, order: int, first: bool) -> float:
+        """The factor q with dt_new = dt / q after an accepted step."""
+        beta1, beta2 = self.betas(order)
+        qmax = self.qmax_first_step if first else self.qmax
+        q = eest ** beta1 / qold ** beta2 / self.gamma
+        q = max(1 / qmax, min(1 / self.qmin, q))
+        if self.qsteady_min <= q <= self.qsteady_max:
+            q = 1.0
+        return q
+
+    def reject_factor(self, eest: float, order: int) -> float:
+        """The factor q with dt_new = dt / q after a rejected step (q > 1)."""
+        beta1, _ = self.betas(order)
+        return min(1 / self.qmin, eest ** beta1 / self.gamma)
+
+    def next_qold(self, eest: float) -> float:
+        return max(eest, self.qoldinit)

@@ -1,0 +1,14 @@
+"""Solvers, named as in OrdinaryDiffEq.jl."""
+
+from ._base import AbstractSolver as AbstractSolver
+from ._erk import AbstractERK as AbstractERK
+from ._tableau import ButcherTableau as ButcherTableau
+from ._tableau import DenseTableau as DenseTableau
+from .bs3 import BS3 as BS3
+from .dp5 import DP5 as DP5
+from .euler import Euler as Euler
+from .heun import Heun as Heun
+from .midpoint import Midpoint as Midpoint
+from .rk4 import RK4 as RK4
+from .tsit5 import Tsit5 as Tsit5
+from .vern7 import Vern7 as Vern7
