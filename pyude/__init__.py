@@ -6,6 +6,8 @@ pieces are imported on first use.
 """
 
 from . import ops as ops
+from . import problems as problems
+from . import symbolic as symbolic
 from ._errors import SolverError as SolverError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._model import Params as Params

@@ -22,9 +22,9 @@ from .controllers import PIController, initial_dt
 from .solvers._base import AbstractSolver
 from .solvers._dense import StepRecord
 
-# A step whose state or error is not finite is retried with a smaller step this many times
-# in a row before the solve ends as Unstable.
-MAX_NONFINITE_RETRIES = 10
+# A trial step whose state or error is not finite is retried with a smaller step; after this
+# many such trials in one solve the NaN/Inf is taken as real and the solve ends Unstable.
+MAX_NONFINITE_TRIALS = 10
 
 
 @dataclass
@@ -139,13 +139,12 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
         if not math.isfinite(eest):
             nonfinite += 1
             stats.nreject += 1
-            if not o.adaptive or nonfinite > MAX_NONFINITE_RETRIES:
+            if not o.adaptive or nonfinite >= MAX_NONFINITE_TRIALS:
                 retcode = ReturnCode.Unstable
                 detail = f"a step from t={t:.9g} gave a NaN or Inf state"
                 break
             dt = dt_try * o.controller.qmin
             continue
-        nonfinite = 0
         if eest > 1.0:
             stats.nreject += 1
             dt = dt_try / o.controller.reject_factor(eest, solver.order)

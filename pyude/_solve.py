@@ -179,9 +179,9 @@ def _step_sizes(problem, solver, dt, adaptive, dtmin, dtmax):
         if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) \
                 or dt == 0:
             raise ValueError(f"dt must be a finite non-zero number; got {dt!r}")
-        if dt * tdir < 0:
-            raise ValueError(f"dt={dt} points away from t1={t1} (tspan ({t0}, {t1})); "
-                             f"give dt's size, or a dt with the sign of t1 - t0")
+        if dt < 0 and tdir > 0:
+            raise ValueError(f"dt={dt} is negative but tspan ({t0}, {t1}) runs forward; give "
+                             f"the step's size (dt > 0): the direction comes from tspan")
     span = abs(t1 - t0)
     dtmin = 0.0 if dtmin is None else _positive("dtmin", dtmin, allow_zero=True)
     dtmax = span if dtmax is None else _positive("dtmax", dtmax)

@@ -1,0 +1,103 @@
+"""One registry of solvers that every property test runs over, and shared test tools.
+
+Adding a solver: add one `Entry` to `SOLVERS`; the tableau, convergence, dense output,
+batch, dtype, reverse-time and gradient tests then cover it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+import pyude
+
+
+@dataclass(frozen=True)
+class Entry:
+    solver: pyude.solvers.AbstractSolver
+    order: int
+    # Fixed steps 2^-k for k in this range give errors in the asymptotic regime,
+    # well above round-off, on the harmonic oscillator over [0, 20].
+    convergence_k: range
+
+    @property
+    def id(self) -> str:
+        return repr(self.solver)
+
+
+SOLVERS = [
+    Entry(pyude.Euler(), 1, range(7, 12)),
+    Entry(pyude.Midpoint(), 2, range(4, 9)),
+    Entry(pyude.Heun(), 2, range(4, 9)),
+    Entry(pyude.RK4(), 4, range(2, 7)),
+    Entry(pyude.BS3(), 3, range(3, 8)),
+    Entry(pyude.DP5(), 5, range(1, 5)),
+    Entry(pyude.Tsit5(), 5, range(4, 8)),
+    Entry(pyude.Vern7(), 7, range(1, 5)),
+]
+ADAPTIVE = [e for e in SOLVERS if e.solver.adaptive]
+FIXED = [e for e in SOLVERS if not e.solver.adaptive]
+
+
+def ids(entries):
+    return [e.id for e in entries]
+
+
+def observed_order(errors: list[float]) -> float:
+    """The mean of log2(err[i] / err[i+1]) over halving steps (DiffEqDevTools' estimate)."""
+    e = np.asarray(errors)
+    return float(np.mean(np.log2(e[:-1] / e[1:])))
+
+
+# --- Butcher order conditions, from rooted trees ---------------------------------------
+
+def rooted_trees(order: int) -> list[tuple]:
+    """All rooted trees with `order` nodes; a tree is the sorted tuple of its subtrees."""
+    if order == 1:
+        return [()]
+    trees = set()
+    for parts in _partitions(order - 1):
+        choices = [rooted_trees(k) for k in parts]
+        for children in itertools.product(*choices):
+            trees.add(tuple(sorted(children)))
+    return sorted(trees)
+
+
+def _partitions(n: int, largest: int | None = None):
+    largest = n if largest is None else largest
+    if n == 0:
+        yield ()
+        return
+    for k in range(min(n, largest), 0, -1):
+        for rest in _partitions(n - k, k):
+            yield (k, *rest)
+
+
+def _size(tree) -> int:
+    return 1 + sum(_size(c) for c in tree)
+
+
+def _density(tree) -> int:
+    out = _size(tree)
+    for c in tree:
+        out *= _density(c)
+    return out
+
+
+def _weights(tree, a: np.ndarray) -> np.ndarray:
+    out = np.ones(a.shape[0])
+    for c in tree:
+        out = out * (a @ _weights(c, a))
+    return out
+
+
+def order_condition_residuals(a: np.ndarray, b: np.ndarray, order: int) -> list[float]:
+    """b . Phi(t) - 1/gamma(t) for every rooted tree t with at most `order` nodes."""
+    out = []
+    for n in range(1, order + 1):
+        for tree in rooted_trees(n):
+            out.append(float(b @ _weights(tree, a)) - float(Fraction(1, _density(tree))))
+    return out
