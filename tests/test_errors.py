@@ -1,0 +1,189 @@
+"""Every error path, by its message: bad input is refused before any work starts."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import pyude
+from pyude.problems import lotka_volterra, lotka_volterra_problem
+
+P = dict(alpha=1.5, beta=1.0, gamma=3.0, delta=1.0)
+
+
+def lv_prob(**kw):
+    return lotka_volterra_problem(**kw)
+
+
+# --- the problem --------------------------------------------------------------------------
+
+def test_f_must_be_callable():
+    with pytest.raises(TypeError, match="f must be a callable f\\(u, p, t\\)"):
+        pyude.ODEProblem(3, [1.0], (0, 1))
+
+
+@pytest.mark.parametrize("bad", [[1.0, math.nan], [math.inf, 1.0]])
+def test_non_finite_u0(bad):
+    with pytest.raises(ValueError, match="u0 contains NaN or Inf"):
+        pyude.ODEProblem(lotka_volterra, bad, (0, 1), P)
+
+
+def test_non_finite_p():
+    with pytest.raises(ValueError, match=r"p\['beta'\] contains NaN or Inf"):
+        pyude.ODEProblem(lotka_volterra, [1.0, 1.0], (0, 1), dict(P, beta=math.nan))
+    with pytest.raises(ValueError, match="p contains NaN or Inf"):
+        pyude.ODEProblem(lotka_volterra, [1.0, 1.0], (0, 1), [1.0, math.inf])
+
+
+@pytest.mark.parametrize("tspan,match", [
+    ((0.0, math.nan), "tspan must be finite"),
+    ((0.0, math.inf), "tspan must be finite"),
+    ((0.0,), "tspan must be a pair"),
+    ("ab", "tspan must be a pair"),
+])
+def test_bad_tspan(tspan, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        pyude.ODEProblem(lotka_volterra, [1.0, 1.0], tspan, P)
+
+
+def test_complex_and_non_numeric_u0():
+    with pytest.raises(TypeError, match="complex"):
+        pyude.ODEProblem(lotka_volterra, torch.tensor([1 + 1j, 1.0]), (0, 1), P)
+    with pytest.raises(TypeError, match="u0 must be numbers"):
+        pyude.ODEProblem(lotka_volterra, ["a", "b"], (0, 1), P)
+    with pytest.raises(ValueError, match="no components"):
+        pyude.ODEProblem(lotka_volterra, torch.zeros(0), (0, 1), P)
+
+
+def test_parameter_names_must_be_identifiers():
+    with pytest.raises(TypeError, match="parameter names must be identifiers"):
+        pyude.ODEProblem(lotka_volterra, [1.0, 1.0], (0, 1), {"not a name": 1.0})
+
+
+def test_missing_named_parameter_says_which():
+    prob = pyude.ODEProblem(lotka_volterra, [1.0, 1.0], (0, 1), dict(alpha=1.0))
+    with pytest.raises(AttributeError, match="reads parameter `beta`.*add `beta`"):
+        pyude.solve(prob, pyude.Tsit5())
+
+
+def test_params_are_read_only():
+    with pytest.raises(AttributeError, match="read-only"):
+        pyude.Params(dict(a=1.0)).a = 2.0
+
+
+@pytest.mark.parametrize("out,match", [
+    (lambda u: [u[0], u[1], u[0]], "returned a list of 3 components.*u0 has shape \\(2,\\)"),
+    (lambda u: torch.zeros(3), "returned a tensor of shape \\(3,\\)"),
+    (lambda u: 1.0, "returned float"),
+])
+def test_f_output_shape_must_match_u0(out, match):
+    prob = pyude.ODEProblem(lambda u, p, t: out(u), [1.0, 1.0], (0, 1))
+    with pytest.raises(ValueError, match=match):
+        pyude.solve(prob, pyude.Tsit5())
+
+
+def test_f_output_with_the_wrong_batch_shape():
+    prob = pyude.ODEProblem(lambda u, p, t: [torch.ones(5), torch.ones(5)], torch.ones(3, 2),
+                            (0, 1))
+    with pytest.raises(ValueError, match="u0 has shape \\(3, 2\\)"):
+        pyude.solve(prob, pyude.Tsit5())
+
+
+# --- solve's arguments ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(rtol=0.0), "rtol must be a finite positive number"),
+    (dict(rtol=-1e-3), "rtol must be a finite positive number"),
+    (dict(rtol=math.nan), "rtol must be a finite positive number"),
+    (dict(rtol=1e-20), "below the precision of torch.float64"),
+    (dict(atol=-1.0), "atol must be a finite positive number"),
+    (dict(atol=[1e-6, 1e-6, 1e-6]), "one value per state component \\(2\\)"),
+    (dict(atol=[1e-6, -1.0]), "atol must be finite and positive"),
+    (dict(rtol="tight"), "rtol must be a real number"),
+    (dict(saveat=[0.0, 11.0]), "saveat has times outside tspan"),
+    (dict(saveat=[5.0, 1.0]), "saveat must be ordered"),
+    (dict(saveat=[0.0, math.nan]), "saveat contains NaN"),
+    (dict(saveat=0.0), "saveat must be a finite positive number"),
+    (dict(tstops=[-1.0]), "tstops has times outside tspan"),
+    (dict(dt=0.0), "dt must be a finite non-zero number"),
+    (dict(dt=-0.1), "dt=-0.1 is negative but tspan"),
+    (dict(dtmin=-1.0), "dtmin must be a finite non-negative number"),
+    (dict(dtmax=0.0), "dtmax must be a finite positive number"),
+    (dict(maxiters=0), "maxiters must be a positive integer"),
+    (dict(maxiters=2.5), "maxiters must be a positive integer"),
+    (dict(controller="PI"), "controller must be a pyude.PIController"),
+])
+def test_bad_solve_arguments(kw, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        pyude.solve(lv_prob(), pyude.Tsit5(), **kw)
+
+
+def test_float32_tolerance_floor():
+    prob = pyude.ODEProblem(lotka_volterra, torch.ones(2), (0, 1), P)
+    with pytest.raises(ValueError, match="below the precision of torch.float32"):
+        pyude.solve(prob, pyude.Tsit5(), rtol=1e-9)
+
+
+def test_unknown_keyword_names_the_closest():
+    with pytest.raises(TypeError, match="unknown keyword argument\\(s\\) `rtl` \\(did you mean "
+                                        "`rtol`\\?\\)"):
+        pyude.solve(lv_prob(), pyude.Tsit5(), rtl=1e-6)
+    with pytest.raises(TypeError, match="`method`"):
+        pyude.solve(lv_prob(), pyude.Tsit5(), method="dopri5")
+
+
+def test_fixed_step_solver_needs_dt():
+    with pytest.raises(ValueError, match="RK4\\(\\) takes fixed steps, so it needs `dt`"):
+        pyude.solve(lv_prob(), pyude.RK4())
+
+
+def test_fixed_step_solver_cannot_adapt():
+    with pytest.raises(ValueError, match="cannot adapt its step"):
+        pyude.solve(lv_prob(), pyude.Euler(), dt=0.1, adaptive=True)
+
+
+def test_solver_class_instead_of_instance():
+    with pytest.raises(TypeError, match="pass a solver instance, `Tsit5\\(\\)`"):
+        pyude.solve(lv_prob(), pyude.Tsit5)
+
+
+def test_not_a_solver():
+    with pytest.raises(TypeError, match="solver must be a pyude solver"):
+        pyude.solve(lv_prob(), "Tsit5")
+
+
+def test_not_a_problem():
+    with pytest.raises(TypeError, match="needs a pyude.ODEProblem"):
+        pyude.solve(lotka_volterra, pyude.Tsit5())
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown backend 'jula'; available backends: 'native'"):
+        pyude.solve(lv_prob(), pyude.Tsit5(), backend="jula")
+
+
+def test_throw_must_be_bool():
+    with pytest.raises(TypeError, match="throw must be True or False"):
+        pyude.solve(lv_prob(), pyude.Tsit5(), throw="no")
+
+
+def test_controller_validates_its_factors():
+    with pytest.raises(ValueError, match="0 < qmin <= 1 <= qmax"):
+        pyude.PIController(qmin=2.0)
+    with pytest.raises(ValueError, match="0 < gamma <= 1"):
+        pyude.PIController(gamma=1.5)
+
+
+# --- the solution ------------------------------------------------------------------------
+
+def test_dense_output_needs_dense():
+    sol = pyude.solve(lv_prob(), pyude.Tsit5(), saveat=[1.0, 2.0])
+    with pytest.raises(ValueError, match="keeps no dense output.*solve again without `saveat`"):
+        sol(1.5)
+
+
+def test_dense_output_does_not_extrapolate():
+    sol = pyude.solve(lv_prob(tspan=(0.0, 1.0)), pyude.Tsit5())
+    with pytest.raises(ValueError, match="outside the solved span"):
+        sol(np.array([0.5, 2.0]))
