@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,8 @@ def test_julia_names_that_would_clash_are_renamed():
 
 
 def fatou_lint(files: list[Path]) -> subprocess.CompletedProcess:
-    exe = shutil.which("fatou")
+    beside = Path(sys.executable).with_name("fatou")
+    exe = str(beside) if beside.exists() else shutil.which("fatou")
     if exe is None:
         pytest.fail("fatou is not installed; `pip install -e .[test]` installs it")
     return subprocess.run([exe, "lint", "--output", "concise", *map(str, files)],

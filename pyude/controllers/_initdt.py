@@ -17,7 +17,7 @@ def initial_dt(rhs: Callable[[float, Tensor], Tensor], t0: float, u0: Tensor, f0
 
     Hairer, Norsett & Wanner, Solving ODEs I, II.4: d0 = |u0|, d1 = |f0| (scaled norms),
     h0 = d0/d1/100, one Euler step of h0 to estimate d2 = |f1 - f0| / h0, then
-    h1 = (0.01 / max(d1, d2))^(1/order), and the step is min(100 h0, h1, dtmax).
+    h1 = (0.01 / max(d1, d2))^(1/(order+1)), and the step is min(100 h0, h1, dtmax).
     """
     with torch.no_grad():
         u0d, f0d = u0.detach(), f0.detach()
@@ -37,5 +37,5 @@ def initial_dt(rhs: Callable[[float, Tensor], Tensor], t0: float, u0: Tensor, f0
         if big <= 1e-15:
             h1 = max(1e-6, h0 * 1e-3)
         else:
-            h1 = 10.0 ** (-(2.0 + math.log10(big)) / order)
+            h1 = 10.0 ** (-(2.0 + math.log10(big)) / (order + 1))
         return tdir * max(dtmin, min(100 * h0, h1, dtmax))
