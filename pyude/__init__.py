@@ -20,6 +20,9 @@ from .controllers import PIController as PIController
 from .solvers import BS3 as BS3
 from .solvers import DP5 as DP5
 from .solvers import RK4 as RK4
+from .solvers import Rodas4 as Rodas4
+from .solvers import Rodas5P as Rodas5P
+from .solvers import Rosenbrock23 as Rosenbrock23
 from .solvers import Euler as Euler
 from .solvers import Heun as Heun
 from .solvers import Midpoint as Midpoint

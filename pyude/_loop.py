@@ -25,6 +25,10 @@ from .solvers._dense import StepRecord
 # A trial step whose state or error is not finite is retried with a smaller step; after this
 # many such trials in one solve the NaN/Inf is taken as real and the solve ends Unstable.
 MAX_NONFINITE_TRIALS = 10
+# An implicit step that cannot be completed (singular matrix, Newton divergence) is retried
+# with dt / FAILFACTOR; after this many failures in a row the solve ends ConvergenceFailure.
+FAILFACTOR = 2.0
+MAX_CONSECUTIVE_FAILURES = 20
 
 
 @dataclass
@@ -113,7 +117,8 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
         dt = tdir * abs(o.dt or 0.0)
     else:
         dt = initial_dt(rhs, t, u, f0, tdir, solver.order, o.rtol, o.atol, o.dtmax, o.dtmin)
-    qold, iters, nonfinite = o.controller.qoldinit, 0, 0
+    qold, iters, nonfinite, failures = o.controller.qoldinit, 0, 0, 0
+    cache = solver.init_cache()
     retcode, detail = ReturnCode.Success, ""
     while stops:
         if iters >= o.maxiters:
@@ -131,7 +136,17 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
             detail = f"the step {dt_try:.3g} no longer changes t={t:.17g} in floating point"
             break
         iters += 1
-        trial = solver.step(rhs, t, u, f0, dt_try)
+        trial = solver.step(rhs, t, u, f0, dt_try, cache)
+        if not trial.ok:
+            stats.nreject += 1
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                retcode = ReturnCode.ConvergenceFailure
+                detail = f"{failures} step attempts from t={t:.9g} failed, down to dt={dt_try:.3g}"
+                break
+            dt = dt_try / FAILFACTOR
+            continue
+        failures = 0
         if o.adaptive:
             eest = error_norm(trial.err, u, trial.u1, o.rtol, o.atol)
         else:
@@ -165,4 +180,6 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
         if landing:
             stops.pop(0)
     stats.nf = rhs.nf
+    for counter in ("njacs", "nw", "nsolve"):
+        setattr(stats, counter, getattr(cache, counter, 0))
     return LoopResult(saver.ts, saver.us, retcode, detail, stats, steps)

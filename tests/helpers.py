@@ -19,9 +19,14 @@ import pyude
 class Entry:
     solver: pyude.solvers.AbstractSolver
     order: int
-    # Fixed steps 2^-k for k in this range give errors in the asymptotic regime,
-    # well above round-off, on the harmonic oscillator over [0, 20].
+    # Fixed steps 2^-k for k in this range give errors in the asymptotic regime, well above
+    # round-off, on `problem`: "oscillator" (harmonic, on [0, 20]) or "lotka_volterra"
+    # (on [0, 10], against the mpmath reference). Linear problems show Rodas methods'
+    # higher linear order, so the Rosenbrock family is measured on Lotka-Volterra.
     convergence_k: range
+    problem: str = "oscillator"
+    # Steps 2^-k for the dense-output order test on the oscillator over [0, 4].
+    dense_k: range | None = None
 
     @property
     def id(self) -> str:
@@ -37,8 +42,13 @@ SOLVERS = [
     Entry(pyude.DP5(), 5, range(1, 5)),
     Entry(pyude.Tsit5(), 5, range(4, 8)),
     Entry(pyude.Vern7(), 7, range(1, 5)),
+    Entry(pyude.Rosenbrock23(), 2, range(5, 9), "lotka_volterra", range(3, 7)),
+    Entry(pyude.Rodas4(), 4, range(6, 10), "lotka_volterra", range(3, 7)),
+    Entry(pyude.Rodas5P(), 5, range(5, 9), "lotka_volterra", range(2, 6)),
 ]
+STIFF = [e for e in SOLVERS if isinstance(e.solver, (pyude.solvers.AbstractRosenbrock,))]
 ADAPTIVE = [e for e in SOLVERS if e.solver.adaptive]
+EXPLICIT = [e for e in SOLVERS if isinstance(e.solver, pyude.solvers.AbstractERK)]
 FIXED = [e for e in SOLVERS if not e.solver.adaptive]
 
 

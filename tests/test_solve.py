@@ -73,7 +73,9 @@ def test_batch_equals_single_solves(entry):
         pi = dict(p, alpha=p["alpha"][i])
         single = pyude.solve(pyude.ODEProblem(LV, u0[i], (0, 2), pi), entry.solver,
                              saveat=[1.0, 2.0], **kw)
-        tol = 1e-6 if entry.solver.adaptive else 1e-13
+        # Shared steps differ from a single trajectory's own: agreement to the method's
+        # accuracy at this tolerance; fixed steps agree to round-off.
+        tol = (1e-6 if entry.order >= 3 else 1e-4) if entry.solver.adaptive else 1e-13
         np.testing.assert_allclose(batch.u[:, i].numpy(), single.u.numpy(), rtol=tol)
 
 

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from helpers import SOLVERS, ids, order_condition_residuals, rooted_trees
+import pyude
+
+from helpers import EXPLICIT, STIFF, ids, order_condition_residuals, rooted_trees
 
 
 def test_rooted_tree_counts():
@@ -9,7 +11,7 @@ def test_rooted_tree_counts():
     assert [len(rooted_trees(n)) for n in range(1, 8)] == [1, 1, 2, 4, 9, 20, 48]
 
 
-@pytest.mark.parametrize("entry", SOLVERS, ids=ids(SOLVERS))
+@pytest.mark.parametrize("entry", EXPLICIT, ids=ids(EXPLICIT))
 def test_row_sums_and_weights(entry):
     tab = entry.solver.tableau
     np.testing.assert_allclose(tab.a.sum(axis=1), tab.c, atol=1e-14)
@@ -18,7 +20,7 @@ def test_row_sums_and_weights(entry):
         assert abs(tab.b_err.sum()) < 1e-14
 
 
-@pytest.mark.parametrize("entry", SOLVERS, ids=ids(SOLVERS))
+@pytest.mark.parametrize("entry", EXPLICIT, ids=ids(EXPLICIT))
 def test_order_conditions(entry):
     tab = entry.solver.tableau
     residuals = order_condition_residuals(tab.a, tab.b, entry.order)
@@ -28,8 +30,8 @@ def test_order_conditions(entry):
     assert max(map(abs, higher)) > 1e-6
 
 
-@pytest.mark.parametrize("entry", [e for e in SOLVERS if e.solver.adaptive],
-                         ids=ids([e for e in SOLVERS if e.solver.adaptive]))
+@pytest.mark.parametrize("entry", [e for e in EXPLICIT if e.solver.adaptive],
+                         ids=ids([e for e in EXPLICIT if e.solver.adaptive]))
 def test_embedded_method_has_its_order(entry):
     solver = entry.solver
     residuals = order_condition_residuals(solver.tableau.a, solver.tableau.b_hat,
@@ -38,13 +40,13 @@ def test_embedded_method_has_its_order(entry):
 
 
 def test_fsal_is_derived_from_the_coefficients():
-    fsal = {e.id: e.solver.tableau.fsal for e in SOLVERS}
+    fsal = {e.id: e.solver.tableau.fsal for e in EXPLICIT}
     assert fsal == {"Euler()": False, "Midpoint()": False, "Heun()": False, "RK4()": False,
                     "BS3()": True, "DP5()": True, "Tsit5()": True, "Vern7()": False}
 
 
-@pytest.mark.parametrize("entry", [e for e in SOLVERS if e.solver.tableau.dense is not None],
-                         ids=ids([e for e in SOLVERS if e.solver.tableau.dense is not None]))
+@pytest.mark.parametrize("entry", [e for e in EXPLICIT if e.solver.tableau.dense is not None],
+                         ids=ids([e for e in EXPLICIT if e.solver.tableau.dense is not None]))
 def test_dense_output_ends_on_the_step(entry):
     tab = entry.solver.tableau
     weights = tab.dense.weights(1.0)
@@ -68,3 +70,30 @@ def test_tableau_validation_rejects_bad_data():
         ButcherTableau(a=lower([[1.0]]), b=[0.5, 0.5], c=[0.0, 1.0], b_err=[0.1, 0.0])
     with pytest.raises(ValueError, match="strictly lower triangular"):
         ButcherTableau(a=[[0.0, 1.0], [1.0, 0.0]], b=[0.5, 0.5], c=[1.0, 1.0])
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_rosenbrock_tableau_consistency(entry):
+    """In standard form alpha = A Gamma (Gamma^-1 = I/gamma - C): its rows sum to c; the
+    dense output starts at u0 and ends on u1; the error weights estimate a lower order."""
+    tab = entry.solver.tableau
+    s = tab.stages
+    gamma_matrix = np.linalg.inv(np.eye(s) / tab.gamma - tab.C)
+    np.testing.assert_allclose((tab.A @ gamma_matrix).sum(axis=1), tab.c, atol=1e-13)
+    # sum_i m_i (Gamma)_i. = 1 is the first order condition in transformed form.
+    assert (tab.b @ gamma_matrix).sum() == pytest.approx(1.0, abs=1e-13)
+    np.testing.assert_allclose(tab.dense.weights(1.0), tab.b, atol=1e-12)
+    np.testing.assert_allclose(tab.dense.weights(0.0), 0.0)
+    assert np.abs(tab.b_err).sum() > 0
+
+
+def test_rosenbrock_tableau_validation():
+    from pyude.solvers import RosenbrockTableau
+
+    good = pyude.Rodas4.tableau
+    with pytest.raises(ValueError, match="stage times c"):
+        RosenbrockTableau(A=good.A, C=good.C, gamma=good.gamma, c=good.c + 0.1, d=good.d,
+                          b=good.b, b_err=good.b_err)
+    with pytest.raises(ValueError, match="strictly lower triangular"):
+        RosenbrockTableau(A=good.A.T, C=good.C, gamma=good.gamma, c=good.c, d=good.d,
+                          b=good.b, b_err=good.b_err)

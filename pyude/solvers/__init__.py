@@ -2,6 +2,8 @@
 
 from ._base import AbstractSolver as AbstractSolver
 from ._erk import AbstractERK as AbstractERK
+from ._rosenbrock import AbstractRosenbrock as AbstractRosenbrock
+from ._rosenbrock import RosenbrockTableau as RosenbrockTableau
 from ._tableau import ButcherTableau as ButcherTableau
 from ._tableau import DenseTableau as DenseTableau
 from .bs3 import BS3 as BS3
@@ -10,5 +12,8 @@ from .euler import Euler as Euler
 from .heun import Heun as Heun
 from .midpoint import Midpoint as Midpoint
 from .rk4 import RK4 as RK4
+from .rodas4 import Rodas4 as Rodas4
+from .rodas5p import Rodas5P as Rodas5P
+from .rosenbrock23 import Rosenbrock23 as Rosenbrock23
 from .tsit5 import Tsit5 as Tsit5
 from .vern7 import Vern7 as Vern7

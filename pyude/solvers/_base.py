@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from torch import Tensor
 
@@ -22,6 +23,9 @@ class StepResult:
     err: Tensor | None
     f1: Tensor | None
     stages: list[Tensor]
+    # False when an implicit method could not complete the step (singular matrix, Newton
+    # divergence); the loop then retries with a smaller step.
+    ok: bool = True
 
 
 class AbstractSolver(abc.ABC):
@@ -34,8 +38,14 @@ class AbstractSolver(abc.ABC):
     def adaptive(self) -> bool:
         """Whether the method carries an error estimate for step-size control."""
 
+    def init_cache(self) -> Any:
+        """Per-solve state (Jacobians, factorisations, work counters); None if the method
+        keeps none."""
+        return None
+
     @abc.abstractmethod
-    def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float) -> StepResult:
+    def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
+             cache: Any = None) -> StepResult:
         """Advance from (t, u), where f0 = f(t, u), to t + dt."""
 
     @abc.abstractmethod
@@ -48,4 +58,6 @@ class AbstractSolver(abc.ABC):
         return f"{type(self).__name__}()"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        changed = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                   if getattr(self, f.name) != f.default] if dataclasses.is_dataclass(self) else []
+        return f"{type(self).__name__}({', '.join(changed)})"

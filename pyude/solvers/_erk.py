@@ -26,7 +26,8 @@ class AbstractERK(AbstractSolver):
     def adaptive(self) -> bool:
         return self.tableau.b_err is not None
 
-    def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float) -> StepResult:
+    def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
+             cache: None = None) -> StepResult:
         tab = self.tableau
         ks = [f0]
         last = tab.stages - 1

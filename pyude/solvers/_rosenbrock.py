@@ -1,0 +1,160 @@
+"""The one generic Rosenbrock stepper, driven by a tableau in Hairer-Wanner's transformed form.
+
+With W = I / (dt gamma) - J (J = df/du at the step's start, T = df/dt), stage i solves
+
+    W U_i = f(t + c_i dt, u + sum_j A_ij U_j) + sum_j (C_ij / dt) U_j + dt d_i T,
+
+and u1 = u + sum_i b_i U_i, err = sum_i b_err_i U_i. One LU factorisation of W per step
+serves every stage. This is OrdinaryDiffEq's `RodasTableau` form; methods published in the
+standard form (alpha, Gamma) are converted by `from_standard`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._base import AbstractSolver, RHSFn, StepResult
+from ._dense import StepRecord, hermite, lincomb
+from ._jacobian import jacobian_autodiff, jacobian_finite_difference
+from ._tableau import DenseTableau, _array
+
+_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class RosenbrockTableau:
+    A: np.ndarray
+    C: np.ndarray
+    gamma: float
+    c: np.ndarray
+    d: np.ndarray
+    b: np.ndarray
+    b_err: np.ndarray
+    dense: DenseTableau | None = None
+
+    def __post_init__(self):
+        A, C = _array(self.A, 2), _array(self.C, 2)
+        c, d, b, e = (_array(x, 1) for x in (self.c, self.d, self.b, self.b_err))
+        s = A.shape[0]
+        if A.shape != (s, s) or C.shape != (s, s) or any(len(x) != s for x in (c, d, b, e)):
+            raise ValueError(f"a Rosenbrock tableau with {s} stages needs {s}x{s} A and C "
+                             f"and {s} entries in c, d, b and b_err")
+        if np.any(np.triu(A) != 0) or np.any(np.triu(C) != 0):
+            raise ValueError("A and C must be strictly lower triangular")
+        # In standard form alpha = A Gamma with Gamma^-1 = I/gamma - C; its rows sum to c.
+        alpha = A @ np.linalg.inv(np.eye(s) / self.gamma - C)
+        if not np.allclose(alpha.sum(axis=1), c, rtol=0, atol=_TOL):
+            raise ValueError(f"the stage times c {c} do not match A and C "
+                             f"({alpha.sum(axis=1)})")
+        for name, value in (("A", A), ("C", C), ("c", c), ("d", d), ("b", b), ("b_err", e)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def stages(self) -> int:
+        return self.b.shape[0]
+
+    @property
+    def fsal(self) -> bool:
+        """The last stage is evaluated at the new state (so its f is the next step's f0)."""
+        return (self.c[-1] == 1.0 and self.b[-1] == 0.0 and np.allclose(self.A[-1], self.b))
+
+
+def from_standard(gamma: float, alpha, Gamma, b, b_err, d=None) -> dict[str, Any]:
+    """Transformed-form coefficients from the standard form
+    (I - dt gamma J) k_i = f(u + dt sum alpha_ij k_j) + dt J sum Gamma_ij k_j + dt d_i T,
+    u1 = u + dt sum b_i k_i. Returns A, C, c, d, b, b_err and Gamma^-1 (for dense output)."""
+    alpha, Gamma = np.asarray(alpha, float), np.asarray(Gamma, float)
+    inv = np.tril(np.linalg.inv(Gamma))      # exactly lower triangular, as it is in theory
+    return dict(
+        A=np.tril(alpha @ inv, -1), C=np.tril(-inv, -1), gamma=gamma, c=alpha.sum(axis=1),
+        d=Gamma.sum(axis=1) if d is None else np.asarray(d, float),
+        b=np.asarray(b, float) @ inv, b_err=np.asarray(b_err, float) @ inv, gamma_inv=inv)
+
+
+def rodas_dense(b: np.ndarray, H: np.ndarray) -> DenseTableau:
+    """Rodas's stiff-aware interpolant (1-th) u0 + th (u1 + (1-th)(K1 + th K2 + th^2 K3)),
+    K_j = sum_i H_ji U_i, as weights on the stages U_i in powers of theta."""
+    rows = list(np.asarray(H, float)) + [np.zeros_like(b)] * (3 - len(H))
+    h1, h2, h3 = rows
+    return DenseTableau(poly=np.stack([b + h1, h2 - h1, h3 - h2, -h3], axis=1))
+
+
+class _Cache:
+    """Per-solve state: the last Jacobian, reused when a rejected step retries from the same
+    point, and the work counters."""
+
+    def __init__(self):
+        self.key: tuple | None = None
+        self.J: Tensor | None = None
+        self.dT: Tensor | None = None
+        self.njacs = 0
+        self.nw = 0
+        self.nsolve = 0
+
+
+class AbstractRosenbrock(AbstractSolver):
+    """A Rosenbrock(-Wanner) method given by its `RosenbrockTableau`. Linearly implicit: one
+    Jacobian and one LU factorisation per step, no Newton iteration."""
+
+    tableau: ClassVar[RosenbrockTableau]
+    embedded_order: ClassVar[int]
+    dense_order: ClassVar[int] = 3
+    autodiff: bool
+
+    @property
+    def adaptive(self) -> bool:
+        return True
+
+    def init_cache(self) -> _Cache:
+        return _Cache()
+
+    def jacobian(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, cache: _Cache):
+        key = (t, id(u))
+        if cache.key != key:
+            if self.autodiff:
+                cache.J, cache.dT = jacobian_autodiff(rhs, t, u)
+            else:
+                cache.J, cache.dT = jacobian_finite_difference(rhs, t, u)
+            cache.key = key
+            cache.njacs += 1
+        return cache.J, cache.dT
+
+    def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
+             cache: _Cache | None = None) -> StepResult:
+        cache = cache if cache is not None else _Cache()
+        tab = self.tableau
+        J, dT = self.jacobian(rhs, t, u, f0, cache)
+        n = u.shape[-1]
+        eye = torch.eye(n, dtype=u.dtype, device=u.device)
+        lu, pivots, info = torch.linalg.lu_factor_ex(eye / (dt * tab.gamma) - J)
+        cache.nw += 1
+        if bool((info != 0).any()):
+            return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
+        stages: list[Tensor] = []
+        du = f0
+        for i in range(tab.stages):
+            if i > 0 and not (tab.c[i] == tab.c[i - 1] and
+                              np.array_equal(tab.A[i, :i - 1], tab.A[i - 1, :i - 1])
+                              and tab.A[i, i - 1] == 0.0):
+                ui = u + lincomb(tab.A[i, :i], stages) if tab.A[i, :i].any() else u
+                du = rhs(t + float(tab.c[i]) * dt, ui)
+            rhs_i = du + (dt * float(tab.d[i])) * dT if tab.d[i] != 0.0 else du
+            coupling = lincomb(tab.C[i, :i] / dt, stages)
+            if coupling is not None:
+                rhs_i = rhs_i + coupling
+            stages.append(torch.linalg.lu_solve(lu, pivots, rhs_i.unsqueeze(-1)).squeeze(-1))
+            cache.nsolve += 1
+        u1 = u + lincomb(tab.b, stages)
+        err = lincomb(tab.b_err, stages)
+        return StepResult(u1=u1, err=err, f1=du if tab.fsal else None, stages=stages)
+
+    def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
+        dense = self.tableau.dense
+        if dense is None:
+            return hermite(rec, theta)
+        return rec.u0 + lincomb(dense.weights(theta), rec.stages)
