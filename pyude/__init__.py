@@ -25,7 +25,10 @@ from .solvers import Rodas5P as Rodas5P
 from .solvers import Rosenbrock23 as Rosenbrock23
 from .solvers import Euler as Euler
 from .solvers import Heun as Heun
+from .solvers import KenCarp4 as KenCarp4
+from .solvers import Kvaerno5 as Kvaerno5
 from .solvers import Midpoint as Midpoint
+from .solvers import TRBDF2 as TRBDF2
 from .solvers import Tsit5 as Tsit5
 from .solvers import Vern7 as Vern7
 

@@ -118,7 +118,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
     else:
         dt = initial_dt(rhs, t, u, f0, tdir, solver.order, o.rtol, o.atol, o.dtmax, o.dtmin)
     qold, iters, nonfinite, failures = o.controller.qoldinit, 0, 0, 0
-    cache = solver.init_cache()
+    cache = solver.init_cache(o.rtol, o.atol)
     retcode, detail = ReturnCode.Success, ""
     while stops:
         if iters >= o.maxiters:

@@ -45,8 +45,16 @@ SOLVERS = [
     Entry(pyude.Rosenbrock23(), 2, range(5, 9), "lotka_volterra", range(3, 7)),
     Entry(pyude.Rodas4(), 4, range(6, 10), "lotka_volterra", range(3, 7)),
     Entry(pyude.Rodas5P(), 5, range(5, 9), "lotka_volterra", range(2, 6)),
+    Entry(pyude.TRBDF2(), 2, range(5, 9), "lotka_volterra", range(3, 7)),
+    Entry(pyude.KenCarp4(), 4, range(4, 8), "lotka_volterra", range(3, 7)),
+    Entry(pyude.Kvaerno5(), 5, range(4, 8), "lotka_volterra", range(2, 6)),
 ]
-STIFF = [e for e in SOLVERS if isinstance(e.solver, (pyude.solvers.AbstractRosenbrock,))]
+ROSENBROCK = [e for e in SOLVERS if isinstance(e.solver, pyude.solvers.AbstractRosenbrock)]
+ESDIRK = [e for e in SOLVERS if isinstance(e.solver, pyude.solvers.AbstractESDIRK)]
+STIFF = ROSENBROCK + ESDIRK
+# Fixed-step runs of implicit methods solve their stages to these tolerances, so that the
+# Newton error stays far below the truncation error being measured.
+FIXED_STEP_NEWTON = dict(rtol=1e-13, atol=1e-13)
 ADAPTIVE = [e for e in SOLVERS if e.solver.adaptive]
 EXPLICIT = [e for e in SOLVERS if isinstance(e.solver, pyude.solvers.AbstractERK)]
 FIXED = [e for e in SOLVERS if not e.solver.adaptive]

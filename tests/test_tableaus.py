@@ -3,7 +3,7 @@ import pytest
 
 import pyude
 
-from helpers import EXPLICIT, STIFF, ids, order_condition_residuals, rooted_trees
+from helpers import ESDIRK, EXPLICIT, ROSENBROCK, ids, order_condition_residuals, rooted_trees
 
 
 def test_rooted_tree_counts():
@@ -72,7 +72,32 @@ def test_tableau_validation_rejects_bad_data():
         ButcherTableau(a=[[0.0, 1.0], [1.0, 0.0]], b=[0.5, 0.5], c=[1.0, 1.0])
 
 
-@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+@pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
+def test_esdirk_order_conditions(entry):
+    tab = entry.solver.tableau
+    assert max(map(abs, order_condition_residuals(tab.a, tab.b, entry.order))) < 1e-13
+    assert max(map(abs, order_condition_residuals(tab.a, tab.b, entry.order + 1))) > 1e-6
+    b_hat = tab.b + tab.b_err
+    residuals = order_condition_residuals(tab.a, b_hat, entry.solver.embedded_order)
+    assert max(map(abs, residuals)) < 1e-13
+    assert tab.stiffly_accurate and tab.a[0, 0] == 0
+
+
+def test_esdirk_tableau_validation():
+    from pyude.solvers import ESDIRKTableau
+
+    good = pyude.KenCarp4.tableau
+    with pytest.raises(ValueError, match="one diagonal value gamma"):
+        bad = good.a.copy()
+        bad[2, 2] = 0.3
+        ESDIRKTableau(a=bad, b=good.b, c=bad.sum(axis=1), b_err=good.b_err)
+    with pytest.raises(ValueError, match="row sums of a"):
+        ESDIRKTableau(a=good.a, b=good.b, c=good.c + 0.1, b_err=good.b_err)
+    with pytest.raises(ValueError, match="b must sum to 1"):
+        ESDIRKTableau(a=good.a, b=good.b * 2, c=good.c, b_err=good.b_err)
+
+
+@pytest.mark.parametrize("entry", ROSENBROCK, ids=ids(ROSENBROCK))
 def test_rosenbrock_tableau_consistency(entry):
     """In standard form alpha = A Gamma (Gamma^-1 = I/gamma - C): its rows sum to c; the
     dense output starts at u0 and ends on u1; the error weights estimate a lower order."""

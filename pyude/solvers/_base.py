@@ -38,7 +38,7 @@ class AbstractSolver(abc.ABC):
     def adaptive(self) -> bool:
         """Whether the method carries an error estimate for step-size control."""
 
-    def init_cache(self) -> Any:
+    def init_cache(self, rtol: Any, atol: Any) -> Any:
         """Per-solve state (Jacobians, factorisations, work counters); None if the method
         keeps none."""
         return None

@@ -110,7 +110,7 @@ class AbstractRosenbrock(AbstractSolver):
     def adaptive(self) -> bool:
         return True
 
-    def init_cache(self) -> _Cache:
+    def init_cache(self, rtol=None, atol=None) -> _Cache:
         return _Cache()
 
     def jacobian(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, cache: _Cache):

@@ -1,0 +1,59 @@
+"""Simplified Newton iteration for the implicit stages of (E)SDIRK methods.
+
+Stage equation, in OrdinaryDiffEq's form: find z with  z = dt f(t_i, tmp + gamma z),  where
+tmp collects the earlier stages. Each iteration solves W dz = dt f(tmp + gamma z) - z with
+W = I - gamma dt J, reusing one LU factorisation of W (J possibly from an earlier step).
+
+Convergence control follows Hairer & Wanner (Solving ODEs II, IV.8): with the scaled norm
+|dz| and rate theta = |dz_k| / |dz_k-1|, stop when eta |dz| <= kappa, eta = theta/(1-theta);
+fail as soon as theta > 1 or when the predicted error after the remaining iterations is still
+too large. A failure is never a warning: the step is redone with a fresh Jacobian or a
+smaller dt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+KAPPA = 0.01
+MAX_ITERS = 10
+
+
+@dataclass
+class NewtonResult:
+    z: Tensor
+    converged: bool
+    iterations: int
+
+
+def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor], Tensor],
+                z0: Tensor, scale: Tensor, eta_old: float) -> tuple[NewtonResult, float]:
+    """Newton on g(z) = residual(z) = dt f(tmp + gamma z) - z from the guess z0.
+
+    `solve_w` applies W^-1; `scale` is atol + rtol |u|. Returns the result and the eta to
+    start the next stage with."""
+    z = z0
+    eta = max(eta_old, torch.finfo(z0.dtype).eps) ** 0.8
+    previous = None
+    for k in range(1, MAX_ITERS + 1):
+        dz = solve_w(residual(z))
+        z = z + dz
+        with torch.no_grad():
+            ndz = float((dz.detach() / scale).square().mean(dim=-1).sqrt().max())
+        if ndz != ndz or ndz == float("inf"):
+            return NewtonResult(z, False, k), eta_old
+        if previous is not None:
+            theta = ndz / previous if previous > 0 else 0.0
+            if theta >= 1.0:
+                return NewtonResult(z, False, k), eta_old
+            if theta ** (MAX_ITERS - k) / (1 - theta) * ndz > KAPPA:
+                return NewtonResult(z, False, k), eta_old
+            eta = theta / (1 - theta)
+        if eta * ndz <= KAPPA or ndz == 0.0:
+            return NewtonResult(z, True, k), eta
+        previous = ndz
+    return NewtonResult(z, False, MAX_ITERS), eta_old
