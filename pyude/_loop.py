@@ -140,7 +140,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
         if not trial.ok:
             stats.nreject += 1
             failures += 1
-            if failures >= MAX_CONSECUTIVE_FAILURES:
+            if not o.adaptive or failures >= MAX_CONSECUTIVE_FAILURES:
                 retcode = ReturnCode.ConvergenceFailure
                 detail = f"{failures} step attempts from t={t:.9g} failed, down to dt={dt_try:.3g}"
                 break

@@ -175,10 +175,24 @@ def _broadcasts(shape, batch) -> bool:
 class RHS:
     """`f` bound to its parameters, in the solver's layout, counting evaluations."""
 
-    def __init__(self, f: Callable, p: Tensor | Params | None):
+    def __init__(self, f: Callable, p: Tensor | Params | None, jac: Callable | None = None):
         self.f = f
+        self.jac_fn = jac
         self.p_view = param_view(p)
         self.nf = 0
+
+    def jacobian(self, t: float, u: Tensor) -> Tensor:
+        """The user's Jacobian in the solver layout (*batch, n, n)."""
+        out = self.jac_fn(u.movedim(-1, 0), self.p_view, t)
+        n = u.shape[-1]
+        if isinstance(out, Tensor):
+            rows = out.movedim(0, -1).movedim(0, -1) if out.ndim >= 2 else out
+        else:
+            rows = torch.stack([stack_components(row, u) for row in out], dim=-2)
+        if tuple(rows.shape[-2:]) != (n, n):
+            raise ValueError(f"jac returned shape {tuple(rows.shape)}; it must give {n} rows of "
+                             f"{n} components (or a tensor of shape ({n}, {n}, *batch))")
+        return rows.expand(*u.shape[:-1], n, n)
 
     def __call__(self, t: float, u: Tensor) -> Tensor:
         self.nf += 1

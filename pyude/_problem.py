@@ -51,20 +51,27 @@ class ODEProblem:
         tspan: `(t0, t1)`; `t1 < t0` integrates backwards in time.
         p: parameters: a sequence or tensor (components on the last axis, batch before
             it, read as `p[0]` or `a, b = p`), or a dict (read as `p.alpha`).
+        jac: optional Jacobian `jac(u, p, t)` for the stiff solvers, as rows of components
+            (`[[df1/dx, df1/dy], [df2/dx, df2/dy]]`) or a tensor of shape (n, n, *batch).
+            Without it the stiff solvers differentiate `f` (or take finite differences).
 
     Returns:
         a problem to pass to `pyude.solve`.
     """
 
-    __slots__ = ("f", "u0", "tspan", "p")
+    __slots__ = ("f", "u0", "tspan", "p", "jac")
 
-    def __init__(self, f: Callable, u0: Any, tspan: Any, p: Any = None):
+    def __init__(self, f: Callable, u0: Any, tspan: Any, p: Any = None,
+                 jac: Callable | None = None):
         if not callable(f):
             raise TypeError(
                 f"f must be a callable f(u, p, t) returning du/dt; got "
                 f"{type(f).__name__} {f!r}"
             )
+        if jac is not None and not callable(jac):
+            raise TypeError(f"jac must be a callable jac(u, p, t) or None; got {jac!r}")
         self.f = f
+        self.jac = jac
         self.u0 = _as_state(u0)
         self.tspan = _as_tspan(tspan)
         self.p: Tensor | Params | None = as_params(p, self.u0.dtype, self.u0.device)
@@ -84,6 +91,7 @@ class ODEProblem:
             self.u0 if u0 is None else u0,
             self.tspan if tspan is None else tspan,
             self.p if p is None else p,
+            jac=self.jac,
         )
 
     def __repr__(self) -> str:

@@ -68,7 +68,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     solver = Tsit5() if solver is None else solver
     opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
                          tstops, adaptive, dense, controller)
-    rhs = RHS(problem.f, problem.p)
+    rhs = RHS(problem.f, problem.p, problem.jac)
     f0 = rhs.first_call(problem.tspan[0], problem.u0)
     result = integrate(rhs, solver, problem.u0, f0, opts)
     u0 = problem.u0

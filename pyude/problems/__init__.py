@@ -5,6 +5,13 @@ lints each one's Julia code.
 """
 
 from ._library import BUILTIN as BUILTIN
+from ._stiff import POLLU_RATES as POLLU_RATES
+from ._stiff import hires as hires
+from ._stiff import hires_problem as hires_problem
+from ._stiff import pollu as pollu
+from ._stiff import pollu_problem as pollu_problem
+from ._stiff import vdpol as vdpol
+from ._stiff import vdpol_problem as vdpol_problem
 from ._library import exponential_growth as exponential_growth
 from ._library import exponential_growth_problem as exponential_growth_problem
 from ._library import lotka_volterra as lotka_volterra

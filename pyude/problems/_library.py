@@ -8,6 +8,7 @@ from typing import Callable
 
 from .. import ops
 from .._problem import ODEProblem
+from ._stiff import hires, hires_problem, pollu, pollu_problem, vdpol, vdpol_problem
 
 
 def lotka_volterra(u, p, t):
@@ -77,6 +78,9 @@ class Builtin:
 
 
 BUILTIN: dict[str, Builtin] = {
+    "vdpol": Builtin(vdpol, vdpol_problem),
+    "hires": Builtin(hires, hires_problem),
+    "pollu": Builtin(pollu, pollu_problem),
     "lotka_volterra": Builtin(lotka_volterra, lotka_volterra_problem),
     "van_der_pol": Builtin(van_der_pol, van_der_pol_problem),
     "rober": Builtin(rober, rober_problem),

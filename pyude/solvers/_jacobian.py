@@ -45,3 +45,15 @@ def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor,
     ht = step * max(abs(t), 1.0)
     dT = (rhs(t + ht, u) - rhs(t - ht, u)) / (2 * ht)
     return torch.stack(cols, dim=-1), dT
+
+
+def jacobian(rhs, t: float, u: Tensor, autodiff: bool) -> tuple[Tensor, Tensor]:
+    """(J, df/dt): the problem's own `jac` when it has one (df/dt then by central
+    differences in t), else autodiff or central differences as the solver asks."""
+    jac_fn = getattr(rhs, "jac_fn", None)
+    if jac_fn is not None:
+        ht = torch.finfo(u.dtype).eps ** (1 / 3) * max(abs(t), 1.0)
+        return rhs.jacobian(t, u), (rhs(t + ht, u) - rhs(t - ht, u)) / (2 * ht)
+    if autodiff:
+        return jacobian_autodiff(rhs, t, u)
+    return jacobian_finite_difference(rhs, t, u)

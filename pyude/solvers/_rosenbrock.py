@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ._base import AbstractSolver, RHSFn, StepResult
 from ._dense import StepRecord, hermite, lincomb
-from ._jacobian import jacobian_autodiff, jacobian_finite_difference
+from ._jacobian import jacobian
 from ._tableau import DenseTableau, _array
 
 _TOL = 1e-12
@@ -116,10 +116,7 @@ class AbstractRosenbrock(AbstractSolver):
     def jacobian(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, cache: _Cache):
         key = (t, id(u))
         if cache.key != key:
-            if self.autodiff:
-                cache.J, cache.dT = jacobian_autodiff(rhs, t, u)
-            else:
-                cache.J, cache.dT = jacobian_finite_difference(rhs, t, u)
+            cache.J, cache.dT = jacobian(rhs, t, u, self.autodiff)
             cache.key = key
             cache.njacs += 1
         return cache.J, cache.dT

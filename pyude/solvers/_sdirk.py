@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ._base import AbstractSolver, RHSFn, StepResult
 from ._dense import StepRecord, hermite, lincomb
-from ._jacobian import jacobian_autodiff, jacobian_finite_difference
+from ._jacobian import jacobian
 from ._newton import solve_stage
 from ._tableau import _array
 
@@ -98,10 +98,7 @@ class AbstractESDIRK(AbstractSolver):
         return _Cache(rtol, atol)
 
     def _refresh_jacobian(self, rhs: RHSFn, t: float, u: Tensor, cache: _Cache) -> None:
-        if self.autodiff:
-            cache.J, _ = jacobian_autodiff(rhs, t, u)
-        else:
-            cache.J, _ = jacobian_finite_difference(rhs, t, u)
+        cache.J, _ = jacobian(rhs, t, u, self.autodiff)
         cache.fresh_at = (t, id(u))
         cache.lu_dt = None
         cache.njacs += 1

@@ -1,0 +1,154 @@
+"""Stiff solvers against the Bari Test Set references, and stiff-specific behaviour."""
+
+import numpy as np
+import pytest
+import torch
+
+import pyude
+from helpers import ESDIRK, STIFF, ids
+from problems import (HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000,
+                      mescd)
+from pyude import problems as P
+
+REFERENCES = {
+    "rober": (lambda: P.rober_problem(tspan=(0.0, 1e11)), ROBER_T1E11, 1e-4),
+    "vdpol": (P.vdpol_problem, VDPOL_MU1000_T2000, 1.0),
+    "hires": (P.hires_problem, HIRES_T321, 1.0),
+    "pollu": (P.pollu_problem, POLLU_T60, 1.0),
+}
+# Where a method falls short of mescd >= -log10(rtol) - 1 (measured, reported, kept visible
+# as strict expected failures, as SciMLSensitivity keeps its known-broken table). The
+# second-order methods need thousands of steps on these spans and their global error grows
+# past the tolerance; KenCarp4 on VDPOL at 1e-8 reaches 6.8 digits.
+SHORTFALLS = {
+    ("Rosenbrock23()", "vdpol", 1e-6), ("Rosenbrock23()", "vdpol", 1e-8),
+    ("Rosenbrock23()", "hires", 1e-8),
+    ("TRBDF2()", "vdpol", 1e-6), ("TRBDF2()", "vdpol", 1e-8),
+    ("TRBDF2()", "hires", 1e-6), ("TRBDF2()", "hires", 1e-8), ("TRBDF2()", "pollu", 1e-8),
+    ("KenCarp4()", "vdpol", 1e-8),
+}
+
+
+def _cases():
+    for entry in STIFF:
+        for name in REFERENCES:
+            for rtol in (1e-6, 1e-8):
+                marks = []
+                if (entry.id, name, rtol) in SHORTFALLS:
+                    marks.append(pytest.mark.xfail(strict=True, reason="measured shortfall"))
+                if entry.order <= 2 and rtol == 1e-8:
+                    marks.append(pytest.mark.slow)
+                yield pytest.param(entry, name, rtol, marks=marks,
+                                   id=f"{entry.id}-{name}-{rtol:.0e}")
+
+
+@pytest.mark.parametrize("entry,name,rtol", list(_cases()))
+def test_reaches_the_test_set_reference(entry, name, rtol):
+    make, reference, atol_ratio = REFERENCES[name]
+    prob = make()
+    atol = rtol * atol_ratio
+    sol = pyude.solve(prob, entry.solver, rtol=rtol, atol=atol, saveat=[prob.tspan[1]],
+                      maxiters=10**6)
+    assert mescd(sol.u[-1].numpy(), reference, rtol, atol) >= -np.log10(rtol) - 1
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_rober_intermediate_table_and_mass(entry):
+    times = sorted(ROBER_TABLE)
+    sol = pyude.solve(P.rober_problem(tspan=(0.0, 100.0)), entry.solver, rtol=1e-6,
+                      atol=1e-10, saveat=times)
+    np.testing.assert_allclose(sol.u.numpy(), np.array([ROBER_TABLE[t] for t in times]),
+                               rtol=1e-3, atol=1e-8)
+    # Runge-Kutta and Rosenbrock steps keep linear invariants to round-off.
+    np.testing.assert_allclose(sol.u.sum(dim=-1).numpy(), 1.0, atol=1e-13)
+
+
+def test_explicit_solver_on_rober_stops_with_maxiters():
+    sol = pyude.solve(P.rober_problem(), pyude.Tsit5(), maxiters=2000, throw=False)
+    assert sol.retcode is pyude.ReturnCode.MaxIters
+    assert sol.t[-1].item() < 1e5 and "stiff" in sol.message
+
+
+def _cubic_decay():
+    """u' = -1e4 u^3 from u = 10: u(t) = (1/100 + 2e4 t)^(-1/2). A step of 1 takes u from 10
+    to about 0.3, where the slope is a hundredfold smaller than at the start, so simplified
+    Newton with the starting Jacobian cannot converge."""
+    return pyude.ODEProblem(lambda u, p, t: [-1e4 * u[0] ** 3], [10.0], (0.0, 3.0))
+
+
+@pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
+def test_newton_failure_at_a_fixed_step_is_a_convergence_failure(entry):
+    sol = pyude.solve(_cubic_decay(), entry.solver, dt=1.0, adaptive=False, throw=False)
+    assert sol.retcode is pyude.ReturnCode.ConvergenceFailure
+    assert torch.isfinite(sol.u).all() and len(sol) == 1
+    with pytest.raises(pyude.SolverError, match="ConvergenceFailure.*Newton"):
+        pyude.solve(_cubic_decay(), entry.solver, dt=1.0, adaptive=False)
+
+
+@pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
+def test_newton_failure_shrinks_the_step_when_adaptive(entry):
+    """A first step far too large for Newton is retried smaller, never accepted."""
+    sol = pyude.solve(_cubic_decay(), entry.solver, dt=1e-2, rtol=1e-6, atol=1e-9)
+    assert sol.success and sol.stats.nreject > 0
+    exact = (1 / 100 + 2e4 * 3.0) ** -0.5
+    assert sol.u[-1, 0].item() == pytest.approx(exact, rel=1e-3)
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_user_jacobian_and_finite_differences_agree_with_autodiff(entry):
+    def jac(u, p, t):
+        y1, y2, y3 = u
+        return [[-p.k1, p.k3 * y3, p.k3 * y2],
+                [p.k1, -2 * p.k2 * y2 - p.k3 * y3, -p.k3 * y2],
+                [0.0, 2 * p.k2 * y2, 0.0]]
+
+    base = P.rober_problem(tspan=(0.0, 1e3))
+    with_jac = pyude.ODEProblem(base.f, base.u0, base.tspan, base.p, jac=jac)
+    kw = dict(rtol=1e-8, atol=1e-12, saveat=[1e3])
+    auto = pyude.solve(base, entry.solver, **kw)
+    user = pyude.solve(with_jac, entry.solver, **kw)
+    fd = pyude.solve(base, type(entry.solver)(autodiff=False), **kw)
+    np.testing.assert_allclose(user.u.numpy(), auto.u.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(fd.u.numpy(), auto.u.numpy(), rtol=1e-6)
+    assert auto.stats.njacs > 0 and auto.stats.nw >= auto.stats.njacs
+
+
+def test_batched_rober_rates_match_single_solves():
+    gen = torch.Generator().manual_seed(0)
+    scale = 0.5 + 1.5 * torch.rand(4, 3, generator=gen, dtype=torch.float64)
+    rates = {k: v * scale[:, i] for i, (k, v) in enumerate(dict(k1=0.04, k2=3e7, k3=1e4).items())}
+    u0 = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64).expand(4, 3)
+    kw = dict(rtol=1e-7, atol=1e-11, saveat=[1.0, 1e4])
+    batch = pyude.solve(pyude.ODEProblem(P.rober, u0, (0.0, 1e4), rates), pyude.Rodas5P(), **kw)
+    for i in range(4):
+        single = pyude.solve(pyude.ODEProblem(P.rober, u0[i], (0.0, 1e4),
+                                              {k: v[i] for k, v in rates.items()}),
+                             pyude.Rodas5P(), **kw)
+        np.testing.assert_allclose(batch.u[:, i].numpy(), single.u.numpy(), rtol=1e-5,
+                                   atol=1e-11)
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_gradient_through_stiff_steps_matches_finite_differences(entry):
+    """d y3(T) / d log k1 on ROBER, by backpropagation through the stiff steps."""
+    def final(log_k1):
+        p = dict(k1=torch.exp(log_k1), k2=3e7, k3=1e4)
+        sol = pyude.solve(pyude.ODEProblem(P.rober, (1.0, 0.0, 0.0), (0.0, 10.0), p),
+                          entry.solver, rtol=1e-10, atol=1e-14, saveat=[10.0])
+        return sol.u[-1, 2]
+
+    x = torch.tensor(np.log(0.04), dtype=torch.float64, requires_grad=True)
+    final(x).backward()
+    h = 1e-5
+    fd = (final(x.detach() + h) - final(x.detach() - h)).item() / (2 * h)
+    tol = 1e-5 if entry.order >= 4 else 1e-3
+    assert x.grad.item() == pytest.approx(fd, rel=tol)
+
+
+def test_jacobian_shape_error():
+    prob = pyude.ODEProblem(P.rober, (1.0, 0.0, 0.0), (0.0, 1.0), dict(k1=0.04, k2=3e7, k3=1e4),
+                            jac=lambda u, p, t: [[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="jac returned shape"):
+        pyude.solve(prob, pyude.Rodas5P())
+    with pytest.raises(TypeError, match="jac must be a callable"):
+        pyude.ODEProblem(P.rober, (1.0, 0.0, 0.0), (0.0, 1.0), None, jac=3)
