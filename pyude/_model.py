@@ -185,13 +185,17 @@ class RHS:
         """The user's Jacobian in the solver layout (*batch, n, n)."""
         out = self.jac_fn(u.movedim(-1, 0), self.p_view, t)
         n = u.shape[-1]
+        ok = (out.ndim >= 2 and tuple(out.shape[:2]) == (n, n)) if isinstance(out, Tensor) \
+            else (len(out) == n and all(len(row) == n for row in out))
+        if not ok:
+            shape = tuple(out.shape) if isinstance(out, Tensor) else \
+                (len(out), *{len(row) for row in out})
+            raise ValueError(f"jac returned shape {shape}; it must give {n} rows of {n} "
+                             f"components (or a tensor of shape ({n}, {n}, *batch))")
         if isinstance(out, Tensor):
-            rows = out.movedim(0, -1).movedim(0, -1) if out.ndim >= 2 else out
+            rows = out.movedim(0, -1).movedim(0, -1)
         else:
             rows = torch.stack([stack_components(row, u) for row in out], dim=-2)
-        if tuple(rows.shape[-2:]) != (n, n):
-            raise ValueError(f"jac returned shape {tuple(rows.shape)}; it must give {n} rows of "
-                             f"{n} components (or a tensor of shape ({n}, {n}, *batch))")
         return rows.expand(*u.shape[:-1], n, n)
 
     def __call__(self, t: float, u: Tensor) -> Tensor:

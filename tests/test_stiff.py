@@ -104,7 +104,7 @@ def test_user_jacobian_and_finite_differences_agree_with_autodiff(entry):
 
     base = P.rober_problem(tspan=(0.0, 1e3))
     with_jac = pyude.ODEProblem(base.f, base.u0, base.tspan, base.p, jac=jac)
-    kw = dict(rtol=1e-8, atol=1e-12, saveat=[1e3])
+    kw = dict(rtol=1e-8 if entry.order > 2 else 1e-6, atol=1e-12, saveat=[1e3])
     auto = pyude.solve(base, entry.solver, **kw)
     user = pyude.solve(with_jac, entry.solver, **kw)
     fd = pyude.solve(base, type(entry.solver)(autodiff=False), **kw)
@@ -131,17 +131,20 @@ def test_batched_rober_rates_match_single_solves():
 @pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
 def test_gradient_through_stiff_steps_matches_finite_differences(entry):
     """d y3(T) / d log k1 on ROBER, by backpropagation through the stiff steps."""
+    # Tolerances by order keep the step count (and the backward pass) moderate; the gradient
+    # agreement asked for follows SciMLSensitivity's stiff tests (1e-3 for the low orders).
+    rtol, tol = {2: (1e-7, 1e-3), 4: (1e-9, 1e-5), 5: (1e-10, 1e-5)}[entry.order]
+
     def final(log_k1):
         p = dict(k1=torch.exp(log_k1), k2=3e7, k3=1e4)
         sol = pyude.solve(pyude.ODEProblem(P.rober, (1.0, 0.0, 0.0), (0.0, 10.0), p),
-                          entry.solver, rtol=1e-10, atol=1e-14, saveat=[10.0])
+                          entry.solver, rtol=rtol, atol=rtol * 1e-4, saveat=[10.0])
         return sol.u[-1, 2]
 
     x = torch.tensor(np.log(0.04), dtype=torch.float64, requires_grad=True)
     final(x).backward()
     h = 1e-5
     fd = (final(x.detach() + h) - final(x.detach() - h)).item() / (2 * h)
-    tol = 1e-5 if entry.order >= 4 else 1e-3
     assert x.grad.item() == pytest.approx(fd, rel=tol)
 
 
