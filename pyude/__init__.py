@@ -18,6 +18,9 @@ from ._solution import Stats as Stats
 from ._solve import solve as solve
 from .controllers import PIController as PIController
 from .solvers import BS3 as BS3
+from .solvers import AutoSwitch as AutoSwitch
+from .solvers import AutoTsit5 as AutoTsit5
+from .solvers import AutoVern7 as AutoVern7
 from .solvers import DP5 as DP5
 from .solvers import RK4 as RK4
 from .solvers import Rodas4 as Rodas4

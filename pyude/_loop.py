@@ -60,6 +60,7 @@ class LoopResult:
     detail: str
     stats: Stats
     steps: list[StepRecord] | None
+    methods: list | None = None
 
 
 def _snap(a: float, b: float) -> float:
@@ -117,8 +118,9 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
         dt = tdir * abs(o.dt or 0.0)
     else:
         dt = initial_dt(rhs, t, u, f0, tdir, solver.order, o.rtol, o.atol, o.dtmax, o.dtmin)
-    qold, iters, nonfinite, failures = o.controller.qoldinit, 0, 0, 0
     cache = solver.init_cache(o.rtol, o.atol)
+    qold, iters, nonfinite, failures = o.controller.qoldinit, 0, 0, 0
+    methods: list = []
     retcode, detail = ReturnCode.Success, ""
     while stops:
         if iters >= o.maxiters:
@@ -162,18 +164,23 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
             continue
         if eest > 1.0:
             stats.nreject += 1
-            dt = dt_try / o.controller.reject_factor(eest, solver.order)
+            dt = dt_try / o.controller.reject_factor(eest, solver.order_now(cache))
             continue
         t_new = stop if landing else t + dt_try
         f1 = trial.f1 if trial.f1 is not None else rhs(t_new, trial.u1)
         rec = StepRecord(t0=t, dt=dt_try, u0=u, u1=trial.u1, f0=f0, f1=f1,
                          stages=trial.stages, rhs=rhs)
+        if trial.method is not None:
+            rec.cache["method"] = trial.method
+            methods.append(trial.method)
         saver.step(rec, t_new)
         if steps is not None:
             steps.append(rec)
         if o.adaptive:
-            q = o.controller.accept_factor(eest, qold, solver.order, stats.naccept == 0)
+            q = o.controller.accept_factor(eest, qold, solver.order_now(cache),
+                                           stats.naccept == 0)
             qold = o.controller.next_qold(eest)
+            q /= solver.on_accept(cache, u, trial, dt_try)
             dt = tdir * min(abs(dt_try / q), o.dtmax)
         stats.naccept += 1
         t, u, f0 = t_new, trial.u1, f1
@@ -182,4 +189,4 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
     stats.nf = rhs.nf
     for counter in ("njacs", "nw", "nsolve"):
         setattr(stats, counter, getattr(cache, counter, 0))
-    return LoopResult(saver.ts, saver.us, retcode, detail, stats, steps)
+    return LoopResult(saver.ts, saver.us, retcode, detail, stats, steps, methods or None)

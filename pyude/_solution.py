@@ -49,12 +49,16 @@ class Solution:
         message: what happened, and what to do when it is not a success.
         stats: a `Stats` of work counters.
 
+    For a composite solver such as `AutoTsit5(Rosenbrock23())`, `methods` lists the method
+    that took each accepted step (DifferentialEquations.jl's `alg_choice`).
+
     Call `sol(t)` for the dense interpolant at any time in the solved span (available when
     `dense=True`, the default without `saveat`), and `sol.numpy()` for numpy arrays.
     """
 
     def __init__(self, t: Tensor, u: Tensor, retcode: ReturnCode, message: str, stats: Stats,
-                 solver: AbstractSolver, steps: list[StepRecord] | None, tdir: float):
+                 solver: AbstractSolver, steps: list[StepRecord] | None, tdir: float,
+                 methods: list[AbstractSolver] | None = None):
         self.t = t
         self.u = u
         self.retcode = retcode
@@ -63,6 +67,7 @@ class Solution:
         self.solver = solver
         self._steps = steps
         self._tdir = tdir
+        self.methods = methods
         self._starts = None if steps is None else [tdir * s.t0 for s in steps]
 
     @property

@@ -15,7 +15,7 @@ from ._model import RHS
 from ._problem import ODEProblem
 from ._solution import Solution
 from .controllers import PIController
-from .solvers import Tsit5
+from .solvers import default_solver
 from .solvers._base import AbstractSolver
 
 BACKENDS = ("native",)
@@ -41,7 +41,9 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
 
     Arguments:
         problem: an `ODEProblem`.
-        solver: a solver instance such as `Tsit5()` (the default), `Vern7()` or `RK4()`.
+        solver: a solver instance such as `Tsit5()`, `Rodas5P()` or `RK4()`. The default,
+            `AutoTsit5(Rosenbrock23())`, starts with Tsit5 and switches to Rosenbrock23 where
+            it detects stiffness (and back), as DifferentialEquations.jl's default does.
         saveat: save exactly at these times (or every `saveat` from t0 to t1 when a
             number), by the solver's dense output, without forcing steps onto them.
             Without it every step is saved.
@@ -65,7 +67,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     """
     reject_unknown_kwargs("solve()", unknown, _SOLVE_KEYWORDS)
     _check_types(problem, solver, backend, throw)
-    solver = Tsit5() if solver is None else solver
+    solver = default_solver() if solver is None else solver
     opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
                          tstops, adaptive, dense, controller)
     rhs = RHS(problem.f, problem.p, problem.jac)
@@ -76,7 +78,8 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     u = torch.stack(result.us) if result.us else u0.new_zeros((0, *u0.shape))
     message = result.retcode.value if result.retcode.successful else (
         f"{result.detail}. {result.retcode.value}")
-    sol = Solution(t, u, result.retcode, message, result.stats, solver, result.steps, opts.tdir)
+    sol = Solution(t, u, result.retcode, message, result.stats, solver, result.steps, opts.tdir,
+                   result.methods)
     if throw and not sol.success:
         raise SolverError(f"solve with {solver!r} failed: {result.retcode}: {message}", sol)
     return sol

@@ -1,5 +1,10 @@
 """Solvers, named as in OrdinaryDiffEq.jl."""
 
+from ._autoswitch import AutoSwitch as AutoSwitch
+from ._autoswitch import AutoTsit5 as AutoTsit5
+from ._autoswitch import AutoVern7 as AutoVern7
+from ._autoswitch import default_solver as default_solver
+
 from ._base import AbstractSolver as AbstractSolver
 from ._erk import AbstractERK as AbstractERK
 from ._rosenbrock import AbstractRosenbrock as AbstractRosenbrock

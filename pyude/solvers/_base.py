@@ -26,6 +26,8 @@ class StepResult:
     # False when an implicit method could not complete the step (singular matrix, Newton
     # divergence); the loop then retries with a smaller step.
     ok: bool = True
+    # The method that took the step, when a composite chose among several (for dense output).
+    method: "AbstractSolver | None" = None
 
 
 class AbstractSolver(abc.ABC):
@@ -47,6 +49,14 @@ class AbstractSolver(abc.ABC):
     def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
              cache: Any = None) -> StepResult:
         """Advance from (t, u), where f0 = f(t, u), to t + dt."""
+
+    def order_now(self, cache: Any) -> int:
+        """The order the step-size controller should assume for the next step."""
+        return self.order
+
+    def on_accept(self, cache: Any, u: Tensor, result: StepResult, dt: float) -> float:
+        """Called after each accepted step; returns a factor for the next step size."""
+        return 1.0
 
     @abc.abstractmethod
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:

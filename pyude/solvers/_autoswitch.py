@@ -1,0 +1,158 @@
+"""Automatic stiffness detection and switching between a non-stiff and a stiff method,
+DifferentialEquations.jl's `AutoSwitch` (as in `AutoTsit5(Rosenbrock23())`).
+
+After every accepted step the composite estimates the dominant eigenvalue |lambda| of the
+Jacobian: from the explicit method's last two stages, both at t + dt
+(|k_s - k_s-1| / |g_s - g_s-1|, Hairer and Wanner II, IV.2), or as |J|_inf from the stiff
+method's Jacobian. The problem counts as stiff for this step size when
+|lambda| dt > tol * S, S being the explicit method's stability-region size (3.5068 for
+Tsit5). `maxstiffstep` stiff verdicts in a row switch to the stiff method (and double dt);
+`maxnonstiffstep` non-stiff verdicts in a row switch back (and halve dt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._base import AbstractSolver, RHSFn, StepResult
+from ._dense import StepRecord, lincomb
+from ._erk import AbstractERK
+
+# OrdinaryDiffEq's alg_stability_size: the radius of the stability region along the negative
+# real axis, for the explicit methods that have the two c = 1 stages the estimate needs.
+STABILITY_SIZE = {"Tsit5": 3.5068, "DP5": 3.3066, "Vern7": 4.64}
+
+
+class _Cache:
+    def __init__(self, nonstiff_cache, stiff_cache, stiff_first: bool):
+        self.caches = (nonstiff_cache, stiff_cache)
+        self.is_stiff = stiff_first
+        self.count = 0
+        self.switches: list[tuple[float, str]] = []
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(c, name, 0) for c in self.caches if c is not None)
+
+    njacs = property(lambda self: self._sum("njacs"))
+    nw = property(lambda self: self._sum("nw"))
+    nsolve = property(lambda self: self._sum("nsolve"))
+
+
+@dataclass(frozen=True, repr=False)
+class AutoSwitch(AbstractSolver):
+    """A composite that solves with `nonstiff` and switches to `stiff` where the problem is
+    stiff, and back. Keyword defaults are OrdinaryDiffEq's."""
+
+    nonstiff: AbstractSolver
+    stiff: AbstractSolver
+    maxstiffstep: int = 10
+    maxnonstiffstep: int = 3
+    nonstifftol: float = 0.9
+    stifftol: float = 0.9
+    dtfac: float = 2.0
+    stiffalgfirst: bool = False
+
+    def __post_init__(self):
+        name = type(self.nonstiff).__name__
+        if not isinstance(self.nonstiff, AbstractERK) or name not in STABILITY_SIZE:
+            raise ValueError(f"the non-stiff method of an automatic switch must be one of "
+                             f"{sorted(STABILITY_SIZE)}; got {self.nonstiff!r}")
+        if self.stiff.__class__.__name__ not in ("Rosenbrock23", "Rodas4", "Rodas5P", "TRBDF2",
+                                                 "KenCarp4", "Kvaerno5"):
+            raise ValueError(f"the stiff method of an automatic switch must be a stiff solver "
+                             f"such as Rosenbrock23() or Rodas5P(); got {self.stiff!r}")
+
+    @property
+    def order(self) -> int:  # for the first step size: the method that starts
+        return (self.stiff if self.stiffalgfirst else self.nonstiff).order
+
+    @property
+    def adaptive(self) -> bool:
+        return True
+
+    def init_cache(self, rtol, atol) -> _Cache:
+        return _Cache(self.nonstiff.init_cache(rtol, atol), self.stiff.init_cache(rtol, atol),
+                      self.stiffalgfirst)
+
+    def _current(self, cache: _Cache) -> tuple[AbstractSolver, Any]:
+        if cache.is_stiff:
+            return self.stiff, cache.caches[1]
+        return self.nonstiff, cache.caches[0]
+
+    def order_now(self, cache: _Cache) -> int:
+        return self._current(cache)[0].order
+
+    def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
+             cache: _Cache | None = None) -> StepResult:
+        cache = cache if cache is not None else self.init_cache(1e-3, 1e-6)
+        method, sub = self._current(cache)
+        result = method.step(rhs, t, u, f0, dt, sub)
+        result.method = method
+        return result
+
+    def eigen_estimate(self, cache: _Cache, u: Tensor, result: StepResult, dt: float) -> float:
+        """|lambda|, the size of the dominant eigenvalue of df/du near the last step."""
+        with torch.no_grad():
+            if cache.is_stiff:
+                J = cache.caches[1].J.detach()
+                return float(J.abs().sum(dim=-1).amax())
+            tab = self.nonstiff.tableau
+            s = tab.stages
+            ks = [k.detach() for k in result.stages]
+            g_last = u.detach() + dt * lincomb(tab.a[s - 1, : s - 1], ks[: s - 1])
+            g_prev = u.detach() + dt * lincomb(tab.a[s - 2, : s - 2], ks[: s - 2])
+            num = (ks[-1] - ks[-2]).square().sum(dim=-1).sqrt()
+            den = (g_last - g_prev).square().sum(dim=-1).sqrt()
+            ratio = torch.where(den > 0, num / den, torch.zeros_like(num))
+            return float(ratio.amax())
+
+    def on_accept(self, cache: _Cache, u: Tensor, result: StepResult, dt: float) -> float:
+        stiffness = abs(self.eigen_estimate(cache, u, result, dt) * dt) / \
+            STABILITY_SIZE[type(self.nonstiff).__name__]
+        stiff_now = stiffness > (self.stifftol if cache.is_stiff else self.nonstifftol)
+        if stiff_now:
+            cache.count = 1 if cache.count < 0 else cache.count + 1
+        else:
+            cache.count = -1 if cache.count > 0 else cache.count - 1
+        if not cache.is_stiff and cache.count > self.maxstiffstep:
+            cache.is_stiff = True
+            cache.switches.append((dt, repr(self.stiff)))
+            return self.dtfac
+        if cache.is_stiff and cache.count < -self.maxnonstiffstep:
+            cache.is_stiff = False
+            cache.switches.append((dt, repr(self.nonstiff)))
+            return 1 / self.dtfac
+        return 1.0
+
+    def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
+        return rec.cache["method"].interpolate(rec, theta)
+
+    @property
+    def julia_name(self) -> str:
+        return f"AutoAlgSwitch({self.nonstiff.julia_name}, {self.stiff.julia_name})"
+
+    def __repr__(self) -> str:
+        return f"AutoSwitch({self.nonstiff!r}, {self.stiff!r})"
+
+
+def AutoTsit5(stiff: AbstractSolver, **kwargs) -> AutoSwitch:
+    """Tsit5 that switches to `stiff` where the problem is stiff (`AutoTsit5` in Julia)."""
+    from .tsit5 import Tsit5
+    return AutoSwitch(Tsit5(), stiff, **kwargs)
+
+
+def AutoVern7(stiff: AbstractSolver, **kwargs) -> AutoSwitch:
+    """Vern7 that switches to `stiff` where the problem is stiff (`AutoVern7` in Julia)."""
+    from .vern7 import Vern7
+    return AutoSwitch(Vern7(), stiff, **kwargs)
+
+
+def default_solver() -> AutoSwitch:
+    """The solver `solve` uses when none is given: Tsit5, switching to Rosenbrock23 where the
+    problem is stiff, as DifferentialEquations.jl's default does at default tolerances."""
+    from .rosenbrock23 import Rosenbrock23
+    return AutoTsit5(Rosenbrock23())
