@@ -16,6 +16,10 @@ from ._retcode import ReturnCode as ReturnCode
 from ._solution import Solution as Solution
 from ._solution import Stats as Stats
 from ._solve import solve as solve
+from .sensitivity import BacksolveAdjoint as BacksolveAdjoint
+from .sensitivity import DirectAdjoint as DirectAdjoint
+from .sensitivity import InterpolatingAdjoint as InterpolatingAdjoint
+from .sensitivity import QuadratureAdjoint as QuadratureAdjoint
 from .controllers import PIController as PIController
 from .solvers import BS3 as BS3
 from .solvers import AutoSwitch as AutoSwitch

@@ -104,6 +104,15 @@ class Solution:
             return self._at(float(times))
         return torch.stack([self._at(float(x)) for x in times.reshape(-1)])
 
+    def _near(self, time: float) -> Tensor:
+        """The dense output at `time`, continuing the first or last step's polynomial a
+        little past the span (for finite differences in t inside the adjoints)."""
+        if not self._steps:
+            return self.u[0]
+        i = max(0, bisect.bisect_right(self._starts, self._tdir * time) - 1)
+        rec = self._steps[i]
+        return self.solver.interpolate(rec, (time - rec.t0) / rec.dt)
+
     def _at(self, time: float) -> Tensor:
         if not self._steps:
             return self.u[0]

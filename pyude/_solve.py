@@ -16,6 +16,7 @@ from ._problem import ODEProblem
 from ._solution import Solution
 from .controllers import PIController
 from .solvers import default_solver
+from .sensitivity import AbstractContinuousAdjoint
 from .solvers._base import AbstractSolver
 
 BACKENDS = ("native",)
@@ -34,6 +35,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
           adaptive: bool | None = None,
           dense: bool | None = None,
           controller: PIController | None = None,
+          sensealg: Any = None,
           throw: bool = True,
           backend: str = "native",
           **unknown: Any) -> Solution:
@@ -57,6 +59,11 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
         adaptive: `False` runs an adaptive method at the fixed step `dt`.
         dense: keep the dense output for `sol(t)`; defaults to `saveat is None`.
         controller: step-size control, a `PIController` with SciML's defaults.
+        sensealg: how gradients are computed: `DirectAdjoint()` (backpropagation through the
+            steps, the default), `InterpolatingAdjoint()`, `QuadratureAdjoint()` or
+            `BacksolveAdjoint()` (continuous adjoints, memory flat in the number of steps).
+            They differentiate with respect to `u0`, the tensors in `p` and, when `f` is an
+            `nn.Module`, its parameters.
         throw: raise `SolverError` when the solve fails (default); with `False` the partial
             solution comes back with its `retcode` and `message`.
         backend: `"native"` (torch).
@@ -67,26 +74,54 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     """
     reject_unknown_kwargs("solve()", unknown, _SOLVE_KEYWORDS)
     _check_types(problem, solver, backend, throw)
+    sensealg = _sensealg(sensealg)
     solver = default_solver() if solver is None else solver
     opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
                          tstops, adaptive, dense, controller)
-    rhs = RHS(problem.f, problem.p, problem.jac)
-    f0 = rhs.first_call(problem.tspan[0], problem.u0)
-    result = integrate(rhs, solver, problem.u0, f0, opts)
-    u0 = problem.u0
+    if isinstance(sensealg, AbstractContinuousAdjoint) and _needs_grad(problem):
+        forward, u = sensealg.solve(problem, solver, opts)
+        sol = Solution(forward.t, u, forward.retcode, forward.message, forward.stats, solver,
+                       forward._steps if opts.dense else None, opts.tdir, forward.methods)
+    else:
+        rhs = RHS(problem.f, problem.p, problem.jac)
+        f0 = rhs.first_call(problem.tspan[0], problem.u0)
+        result = integrate(rhs, solver, problem.u0, f0, opts)
+        sol = _to_solution(result, problem.u0, solver, opts.tdir)
+    if throw and not sol.success:
+        raise SolverError(f"solve with {solver!r} failed: {sol.retcode}: {sol.message}", sol)
+    return sol
+
+
+def _to_solution(result, u0: Tensor, solver: AbstractSolver, tdir: float) -> Solution:
     t = torch.tensor(result.ts, dtype=u0.dtype, device=u0.device)
     u = torch.stack(result.us) if result.us else u0.new_zeros((0, *u0.shape))
     message = result.retcode.value if result.retcode.successful else (
         f"{result.detail}. {result.retcode.value}")
-    sol = Solution(t, u, result.retcode, message, result.stats, solver, result.steps, opts.tdir,
-                   result.methods)
-    if throw and not sol.success:
-        raise SolverError(f"solve with {solver!r} failed: {result.retcode}: {message}", sol)
-    return sol
+    return Solution(t, u, result.retcode, message, result.stats, solver, result.steps, tdir,
+                    result.methods)
+
+
+def _sensealg(sensealg):
+    from .sensitivity import AbstractSensitivity, DirectAdjoint
+    if sensealg is None:
+        return DirectAdjoint()
+    if isinstance(sensealg, type) and issubclass(sensealg, AbstractSensitivity):
+        raise TypeError(f"pass an instance, `{sensealg.__name__}()`, not the class")
+    if not isinstance(sensealg, AbstractSensitivity):
+        raise TypeError(f"sensealg must be a pyude sensitivity algorithm such as "
+                        f"pyude.InterpolatingAdjoint(); got {sensealg!r}")
+    return sensealg
+
+
+def _needs_grad(problem: ODEProblem) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    from .sensitivity._adjoint import param_spec
+    return problem.u0.requires_grad or any(x.requires_grad for x in param_spec(problem).all)
 
 
 _SOLVE_KEYWORDS = ("saveat", "dt", "rtol", "atol", "dtmin", "dtmax", "maxiters", "tstops",
-                   "adaptive", "dense", "controller", "throw", "backend")
+                   "adaptive", "dense", "controller", "sensealg", "throw", "backend")
 
 
 def _check_types(problem, solver, backend, throw) -> None:

@@ -48,8 +48,8 @@ class AbstractERK(AbstractSolver):
         dense = self.tableau.dense
         if dense is None:
             return hermite(rec, theta)
-        ks = self._dense_stages(rec)
-        return rec.u0 + rec.dt * lincomb(dense.weights(theta), ks)
+        step = lincomb(dense.weights(theta), self._dense_stages(rec))
+        return rec.u0 if step is None else rec.u0 + rec.dt * step
 
     def _dense_stages(self, rec: StepRecord) -> list[Tensor]:
         """The step's stages, f(t1, u1), then the interpolant's extra stages (made once)."""

@@ -154,4 +154,5 @@ class AbstractRosenbrock(AbstractSolver):
         dense = self.tableau.dense
         if dense is None:
             return hermite(rec, theta)
-        return rec.u0 + lincomb(dense.weights(theta), rec.stages)
+        step = lincomb(dense.weights(theta), rec.stages)
+        return rec.u0 if step is None else rec.u0 + step

@@ -1,0 +1,215 @@
+"""The continuous adjoints: InterpolatingAdjoint, QuadratureAdjoint and BacksolveAdjoint."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._loop import LoopOptions, integrate
+from .._model import RHS
+from .._problem import ODEProblem
+from .._solution import Solution
+from ._adjoint import (ParamSpec, adjoint_solver, fill_none, flatten, param_spec, sum_to,
+                       unflatten, vjp)
+from ._base import AbstractSensitivity
+
+_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(5)
+
+
+@dataclass
+class _Forward:
+    problem: ODEProblem
+    solver: Any
+    opts: LoopOptions
+    spec: ParamSpec
+    sol: Solution          # the forward solution, dense, with no graph
+
+
+class AbstractContinuousAdjoint(AbstractSensitivity):
+    """Solve forward without a graph; differentiate by an adjoint ODE solved backwards."""
+
+    def solve(self, problem: ODEProblem, solver: Any, opts: LoopOptions) -> tuple[Any, Tensor]:
+        spec = param_spec(problem)
+        fwd = _Forward(problem, solver, opts, spec, None)
+        us = _AdjointFunction.apply(self, fwd, problem.u0, *spec.all)
+        return fwd.sol, us
+
+    @abc.abstractmethod
+    def backward(self, fwd: _Forward, grad_us: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(dL/du0, [dL/dtheta]) from the cotangents of the saved states."""
+
+    # --- shared pieces -------------------------------------------------------------------
+
+    def _segments(self, fwd: _Forward):
+        """(t_from, t_to, index of the saved state at t_to or None), from the last saved time
+        back to t0."""
+        ts = fwd.sol.t.tolist()
+        for i in range(len(ts) - 1, 0, -1):
+            yield ts[i], ts[i - 1], i - 1
+        if ts and ts[0] != fwd.opts.t0:
+            yield ts[0], fwd.opts.t0, None
+
+    def _solve_back(self, f, y0: Tensor, t_from: float, t_to: float, fwd: _Forward, solver,
+                    dense: bool = False) -> Solution:
+        from .._solve import solve
+        o = fwd.opts
+        return solve(ODEProblem(f, y0, (t_from, t_to)), solver, rtol=o.rtol, atol=o.atol,
+                     maxiters=o.maxiters, saveat=None if dense else [t_to], dense=dense)
+
+
+class _AdjointFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, algo: AbstractContinuousAdjoint, fwd: _Forward, u0: Tensor, *theta):
+        problem, opts = fwd.problem, fwd.opts
+        with torch.no_grad():
+            rhs = RHS(problem.f, fwd.spec.rebuild([x.detach() for x in fwd.spec.p_tensors]),
+                      problem.jac)
+            f0 = rhs.first_call(opts.t0, u0.detach())
+            dense_opts = LoopOptions(**{**opts.__dict__, "dense": True})
+            result = integrate(rhs, fwd.solver, u0.detach(), f0, dense_opts)
+        from .._solve import _to_solution
+        fwd.sol = _to_solution(result, u0, fwd.solver, opts.tdir)
+        ctx.algo, ctx.fwd = algo, fwd
+        return fwd.sol.u.clone()
+
+    @staticmethod
+    def backward(ctx, grad_us: Tensor):
+        if not ctx.fwd.sol.success:
+            raise RuntimeError("the forward solve failed, so its gradient is undefined: "
+                               f"{ctx.fwd.sol.message}")
+        grad_u0, grad_theta = ctx.algo.backward(ctx.fwd, grad_us.detach())
+        theta = ctx.fwd.spec.all
+        grad_theta = [sum_to(g, x) for g, x in zip(grad_theta, theta)]
+        return (None, None, grad_u0, *grad_theta)
+
+
+def _interp_fields(fwd: _Forward):
+    spec, f = fwd.spec, fwd.problem.f
+    p_tensors = [x.detach() for x in spec.p_tensors]
+    return spec, f, p_tensors
+
+
+@dataclass(frozen=True, repr=False)
+class InterpolatingAdjoint(AbstractContinuousAdjoint):
+    """Continuous adjoint using the forward solution's dense output: the augmented system
+    (a, dL/dtheta) is solved backwards with u(t) interpolated, never re-integrated. Stable on
+    stiff problems when the solver is stiff (its Jacobian is then taken by finite
+    differences of the augmented system). Memory: the forward steps (no autograd graph).
+
+    Julia: `InterpolatingAdjoint()` (with `checkpointing=false`).
+    """
+
+    def backward(self, fwd, grad_us):
+        spec, f, p_tensors = _interp_fields(fwd)
+        theta = spec.all
+        a = torch.zeros_like(grad_us[-1])
+        mu = torch.zeros(sum(x.numel() for x in theta), dtype=a.dtype, device=a.device)
+        solver = adjoint_solver(fwd.solver)
+        a = a + grad_us[-1]
+        for t_from, t_to, idx in self._segments(fwd):
+            na = a.numel()
+
+            def aug(y, _p, t, shape=a.shape):
+                aa = y[:na].reshape(shape)
+                ga, gp = vjp(f, spec, p_tensors, t, fwd.sol._near(t), aa, True)
+                return torch.cat([-ga.reshape(-1), -flatten(fill_none(gp, theta))])
+
+            y = self._solve_back(aug, torch.cat([a.reshape(-1), mu]), t_from, t_to, fwd,
+                                 solver).u[-1]
+            a, mu = y[:na].reshape(a.shape), y[na:]
+            if idx is not None:
+                a = a + grad_us[idx]
+        return a, unflatten(mu, theta)
+
+
+@dataclass(frozen=True, repr=False)
+class QuadratureAdjoint(AbstractContinuousAdjoint):
+    """Continuous adjoint solving only a (batched, with the problem's own method; a stiff one
+    takes the adjoint's Jacobian by finite differences), then dL/dtheta = int a^T df/dtheta dt
+    by five-point Gauss-Legendre quadrature on every step of the adjoint solution.
+
+    Julia: `QuadratureAdjoint()`.
+    """
+
+    def backward(self, fwd, grad_us):
+        spec, f, p_tensors = _interp_fields(fwd)
+        theta = spec.all
+        rhs = RHS(f, spec.rebuild(p_tensors))
+        mu = [torch.zeros_like(x) for x in theta]
+        a = grad_us[-1].clone()
+        for t_from, t_to, idx in self._segments(fwd):
+
+            def adjoint(aa, _p, t):
+                x = aa.movedim(0, -1)
+                _, pull = torch.func.vjp(lambda v: rhs(t, v), fwd.sol._near(t).detach())
+                return (-pull(x)[0]).movedim(-1, 0)
+
+            sol_a = self._solve_back(adjoint, a, t_from, t_to, fwd, adjoint_solver(fwd.solver),
+                                     dense=True)
+            for rec in sol_a._steps:
+                for node, weight in zip(_GAUSS_NODES, _GAUSS_WEIGHTS):
+                    theta_k = 0.5 * (node + 1)
+                    t = rec.t0 + theta_k * rec.dt
+                    a_k = sol_a.solver.interpolate(rec, theta_k)
+                    _, gp = vjp(f, spec, p_tensors, t, fwd.sol._near(t), a_k, True)
+                    for m, g in zip(mu, gp):
+                        if g is not None:
+                            m += (0.5 * weight * abs(rec.dt)) * g
+            a = sol_a.u[-1]
+            if idx is not None:
+                a = a + grad_us[idx]
+        return a, mu
+
+
+@dataclass(frozen=True, repr=False)
+class BacksolveAdjoint(AbstractContinuousAdjoint):
+    """Continuous adjoint that re-integrates u backwards together with (a, dL/dtheta), so it
+    keeps nothing of the forward solve but its saved states.
+
+    Warning: integrating u backwards is unstable on stiff, dissipative and chaotic problems
+    (contracting modes become expanding ones), and the gradient is then wrong. With
+    `checkpointing=True` (the default) u is reset to the forward solution at every saved
+    time, which limits the drift but does not cure it. Prefer InterpolatingAdjoint or
+    QuadratureAdjoint unless the problem is known to be stable backwards.
+
+    Julia: `BacksolveAdjoint()`.
+    """
+
+    checkpointing: bool = True
+
+    def backward(self, fwd, grad_us):
+        spec, f, p_tensors = _interp_fields(fwd)
+        theta = spec.all
+        rhs = RHS(f, spec.rebuild(p_tensors))
+        u = fwd.sol.u[-1].detach()
+        a = grad_us[-1].clone()
+        mu = torch.zeros(sum(x.numel() for x in theta), dtype=a.dtype, device=a.device)
+        solver = adjoint_solver(fwd.solver)
+        for t_from, t_to, idx in self._segments(fwd):
+            n = u.numel()
+
+            def aug(y, _p, t, shape=u.shape):
+                uu, aa = y[:n].reshape(shape), y[n:2 * n].reshape(shape)
+                ga, gp = vjp(f, spec, p_tensors, t, uu, aa, True)
+                with torch.no_grad():
+                    du = rhs(t, uu)
+                return torch.cat([du.reshape(-1), -ga.reshape(-1),
+                                  -flatten(fill_none(gp, theta))])
+
+            y = self._solve_back(aug, torch.cat([u.reshape(-1), a.reshape(-1), mu]), t_from,
+                                 t_to, fwd, solver).u[-1]
+            u, a, mu = y[:n].reshape(u.shape), y[n:2 * n].reshape(a.shape), y[2 * n:]
+            if idx is not None:
+                a = a + grad_us[idx]
+                if self.checkpointing:
+                    u = fwd.sol.u[idx].detach()
+        return a, unflatten(mu, theta)
+
+    def __repr__(self) -> str:
+        return "BacksolveAdjoint()" if self.checkpointing else \
+            "BacksolveAdjoint(checkpointing=False)"
