@@ -5,12 +5,15 @@ discovery, on torch (the `native` backend) or on Julia's DifferentialEquations.j
 pieces are imported on first use.
 """
 
+from . import nn as nn
 from . import ops as ops
 from . import problems as problems
 from . import symbolic as symbolic
 from ._errors import SolverError as SolverError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._model import Params as Params
+from ._modules import UDE as UDE
+from ._modules import NeuralODE as NeuralODE
 from ._problem import ODEProblem as ODEProblem
 from ._retcode import ReturnCode as ReturnCode
 from ._solution import Solution as Solution

@@ -59,7 +59,8 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
         from .._solve import solve
         o = fwd.opts
         return solve(ODEProblem(f, y0, (t_from, t_to)), solver, rtol=o.rtol, atol=o.atol,
-                     maxiters=o.maxiters, saveat=None if dense else [t_to], dense=dense)
+                     maxiters=o.maxiters, saveat=None if dense else [t_to], dense=dense,
+                     dt=o.dt, adaptive=o.adaptive)
 
 
 class _AdjointFunction(torch.autograd.Function):

@@ -1,0 +1,110 @@
+"""`NeuralODE` and `UDE`: torch modules whose forward pass is a solve."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._errors import reject_unknown_kwargs
+from ._model import Params
+from ._problem import ODEProblem
+from ._solve import solve
+from .nn import NetworkAdapter
+
+
+class _Field(nn.Module):
+    """The vector field as a module, so that the adjoints see every trainable weight."""
+
+    def __init__(self, f: Callable, net: nn.Module, params: nn.ParameterDict | None,
+                 fixed: dict[str, Tensor]):
+        super().__init__()
+        self.f, self.net = f, net
+        self.params = params if params is not None else nn.ParameterDict()
+        self.fixed = fixed
+        self.adapter = NetworkAdapter(net)
+
+    def forward(self, u, _p, t):
+        if self.f is None:
+            return self.adapter(u)
+        values = {**self.fixed, **dict(self.params.items())}
+        return self.f(u, Params(values), t, self.adapter)
+
+
+class _SolvingModule(nn.Module):
+    _OPTIONS = ("rtol", "atol", "dt", "maxiters", "dtmin", "dtmax", "tstops", "adaptive",
+                "controller")
+
+    def __init__(self, solver, sensealg, backend, options):
+        super().__init__()
+        reject_unknown_kwargs(type(self).__name__, {k: v for k, v in options.items()
+                                                     if k not in self._OPTIONS},
+                              ("solver", "sensealg", "backend", *self._OPTIONS))
+        if backend != "native":
+            raise ValueError(f"unknown backend {backend!r}; available backends: 'native'")
+        self.solver, self.sensealg, self.options = solver, sensealg, options
+
+    def forward(self, u0: Tensor, t: Tensor | Sequence[float]) -> Tensor:
+        """The trajectory at the times `t` (first entry the initial time), shape
+        `(len(t), *batch, n)`."""
+        times = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
+        if times.numel() < 2:
+            raise ValueError("t must hold at least two times: the initial time and one more")
+        prob = ODEProblem(self.field, u0, (float(times[0]), float(times[-1])))
+        sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg, **self.options)
+        return sol.u
+
+
+class NeuralODE(_SolvingModule):
+    """du/dt = net(u): a network as the whole vector field.
+
+    Arguments:
+        net: a torch module mapping `(*batch, n)` to `(*batch, n)`.
+        solver: a pyude solver (default Tsit5 switching to Rosenbrock23 when stiff).
+        sensealg: `DirectAdjoint()` (default) or a continuous adjoint.
+        backend: `"native"`.
+        **options: `rtol`, `atol` and the other `solve` options.
+    """
+
+    def __init__(self, net: nn.Module, solver: Any = None, *, sensealg: Any = None,
+                 backend: str = "native", **options):
+        super().__init__(solver, sensealg, backend, options)
+        self.net = net
+        self.field = _Field(None, net, None, {})
+
+
+class UDE(_SolvingModule):
+    """A universal differential equation: known physics plus network terms, written once as
+    `f(u, p, t, nn)` with `nn(u)` the network's outputs as components.
+
+    Arguments:
+        f: the model, e.g. `lambda u, p, t, nn: [p.alpha * u[0] + nn(u)[0], ...]`.
+        net: the network.
+        p: named physical parameters (a dict).
+        trainable: names of parameters to learn (default none); the rest stay fixed.
+        solver, sensealg, backend, **options: as for `NeuralODE`.
+
+    `parameters()` holds the network's weights and the trainable physical parameters, read
+    back with `ude.physical_parameters()`.
+    """
+
+    def __init__(self, f: Callable, net: nn.Module, p: Mapping[str, float] | None = None, *,
+                 trainable: Sequence[str] = (), solver: Any = None, sensealg: Any = None,
+                 backend: str = "native", **options):
+        super().__init__(solver, sensealg, backend, options)
+        p = dict(p or {})
+        unknown = [name for name in trainable if name not in p]
+        if unknown:
+            raise ValueError(f"trainable names {unknown} are not in p ({sorted(p)})")
+        learn = nn.ParameterDict({k: nn.Parameter(torch.as_tensor(float(p[k]),
+                                                                  dtype=torch.float64))
+                                  for k in trainable})
+        fixed = {k: torch.as_tensor(float(v), dtype=torch.float64) for k, v in p.items()
+                 if k not in trainable}
+        self.net = net
+        self.field = _Field(f, net, learn, fixed)
+
+    def physical_parameters(self) -> dict[str, float]:
+        values = {**self.field.fixed, **dict(self.field.params.items())}
+        return {k: float(v) for k, v in values.items()}
