@@ -82,6 +82,9 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
         forward, u = sensealg.solve(problem, solver, opts)
         sol = Solution(forward.t, u, forward.retcode, forward.message, forward.stats, solver,
                        forward._steps if opts.dense else None, opts.tdir, forward.methods)
+    elif getattr(sensealg, "checkpointing", False) and _needs_grad(problem):
+        from .sensitivity._checkpoint import solve_checkpointed
+        sol = solve_checkpointed(problem, solver, opts)
     else:
         rhs = RHS(problem.f, problem.p, problem.jac)
         f0 = rhs.first_call(problem.tspan[0], problem.u0)

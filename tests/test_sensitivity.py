@@ -239,3 +239,17 @@ def test_module_errors():
         pyude.NeuralODE(_mlp())(torch.ones(2, dtype=torch.float64), [0.0])
     with pytest.raises(ValueError, match="unknown backend 'julia'"):
         pyude.NeuralODE(_mlp(), backend="julia")
+
+
+def test_checkpointed_direct_adjoint_matches_direct():
+    grads = []
+    for sensealg in [pyude.DirectAdjoint(), pyude.DirectAdjoint(checkpointing=True)]:
+        x = torch.tensor([1.0, 1.0, 1.5, 1.0, 3.0, 1.0], dtype=torch.float64,
+                         requires_grad=True)
+        _lv_loss(x, pyude.Tsit5(), sensealg, 1e-11).backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-7)
+    with pytest.raises(ValueError, match="checkpoints at the saved times"):
+        x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+        pyude.solve(pyude.ODEProblem(lotka_volterra, x, (0, 1), dict(zip(NAMES, [1.0] * 4))),
+                    pyude.Tsit5(), sensealg=pyude.DirectAdjoint(checkpointing=True))

@@ -14,11 +14,21 @@ class AbstractSensitivity(abc.ABC):
         return f"{type(self).__name__}()"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class DirectAdjoint(AbstractSensitivity):
     """Backpropagation through the solver's steps (discretise-then-optimise): the exact
     gradient of the computed solution, including the step-size controller's choices. Memory
     grows with the number of steps. The default.
 
+    With `checkpointing=True` the solve runs interval by interval between the saved times,
+    keeping only each interval's starting state; the backward pass re-solves one interval at
+    a time, so memory follows the longest interval instead of the whole solve (at about twice
+    the compute). Each interval starts its own step-size sequence.
+
     Julia: the closest is `ReverseDiffAdjoint()` / `ZygoteAdjoint()`.
     """
+
+    checkpointing: bool = False
+
+    def __repr__(self) -> str:
+        return "DirectAdjoint(checkpointing=True)" if self.checkpointing else "DirectAdjoint()"

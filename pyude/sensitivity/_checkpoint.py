@@ -1,0 +1,50 @@
+"""Direct backpropagation with checkpoints at the saved times."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from .._loop import LoopOptions, integrate
+from .._model import RHS
+from .._problem import ODEProblem
+from .._retcode import ReturnCode
+from .._solution import Solution, Stats
+from ._adjoint import param_spec
+
+
+def solve_checkpointed(problem: ODEProblem, solver, opts: LoopOptions) -> Solution:
+    """Solve interval by interval between the saved times under torch's checkpointing."""
+    if opts.saveat is None or len(opts.saveat) < 2:
+        raise ValueError("DirectAdjoint(checkpointing=True) checkpoints at the saved times: "
+                         "give `saveat` with at least two times")
+    spec = param_spec(problem)
+    times = [opts.t0, *[s for s in opts.saveat if s != opts.t0]]
+    stats = Stats()
+    us = [problem.u0] if opts.saveat[0] == opts.t0 else []
+    u = problem.u0
+    for t_from, t_to in zip(times, times[1:]):
+        sub = dataclasses.replace(opts, t0=t_from, t1=t_to, saveat=[t_to], dense=False,
+                                  tstops=[s for s in opts.tstops if t_from < s < t_to])
+
+        def interval(u_start, *theta, sub=sub):
+            rhs = RHS(problem.f, spec.rebuild(list(theta[:len(spec.p_tensors)])), problem.jac)
+            result = integrate(rhs, solver, u_start, rhs.first_call(sub.t0, u_start), sub)
+            interval.result = result
+            return result.us[-1] if result.us else u_start
+
+        u = checkpoint(interval, u, *spec.all, use_reentrant=False)
+        result = interval.result
+        for name in ("nf", "naccept", "nreject", "njacs", "nw", "nsolve"):
+            setattr(stats, name, getattr(stats, name) + getattr(result.stats, name))
+        if result.retcode is not ReturnCode.Success:
+            t = torch.tensor(times[1:len(us) + 1], dtype=u.dtype, device=u.device)
+            return Solution(t, torch.stack(us) if us else u[None], result.retcode,
+                            f"{result.detail}. {result.retcode.value}", stats, solver, None,
+                            opts.tdir)
+        us.append(u)
+    t = torch.tensor(opts.saveat, dtype=u.dtype, device=u.device)
+    return Solution(t, torch.stack(us), ReturnCode.Success, ReturnCode.Success.value, stats,
+                    solver, None, opts.tdir)
