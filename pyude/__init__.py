@@ -5,6 +5,7 @@ discovery, on torch (the `native` backend) or on Julia's DifferentialEquations.j
 pieces are imported on first use.
 """
 
+from . import julia as julia
 from . import nn as nn
 from . import ops as ops
 from . import problems as problems

@@ -41,9 +41,11 @@ class _SolvingModule(nn.Module):
         reject_unknown_kwargs(type(self).__name__, {k: v for k, v in options.items()
                                                      if k not in self._OPTIONS},
                               ("solver", "sensealg", "backend", *self._OPTIONS))
-        if backend != "native":
-            raise ValueError(f"unknown backend {backend!r}; available backends: 'native'")
+        if backend not in ("native", "julia"):
+            raise ValueError(f"unknown backend {backend!r}; available backends: 'native', "
+                             f"'julia'")
         self.solver, self.sensealg, self.options = solver, sensealg, options
+        self.backend = backend
 
     def forward(self, u0: Tensor, t: Tensor | Sequence[float]) -> Tensor:
         """The trajectory at the times `t` (first entry the initial time), shape
@@ -51,6 +53,9 @@ class _SolvingModule(nn.Module):
         times = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
         if times.numel() < 2:
             raise ValueError("t must hold at least two times: the initial time and one more")
+        if self.backend == "julia":
+            from .julia._modules import solve_module
+            return solve_module(self, u0, times)
         prob = ODEProblem(self.field, u0, (float(times[0]), float(times[-1])))
         sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg, **self.options)
         return sol.u
@@ -63,7 +68,8 @@ class NeuralODE(_SolvingModule):
         net: a torch module mapping `(*batch, n)` to `(*batch, n)`.
         solver: a pyude solver (default Tsit5 switching to Rosenbrock23 when stiff).
         sensealg: `DirectAdjoint()` (default) or a continuous adjoint.
-        backend: `"native"`.
+        backend: `"native"` or `"julia"` (the network must then be in the subset that
+            crosses: `nn.Sequential` of `nn.Linear` and element-wise activations).
         **options: `rtol`, `atol` and the other `solve` options.
     """
 

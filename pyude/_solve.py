@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from .solvers import default_solver
 from .sensitivity import AbstractContinuousAdjoint
 from .solvers._base import AbstractSolver
 
-BACKENDS = ("native",)
+BACKENDS = ("native", "julia", "auto")
 DEFAULT_MAXITERS = 100_000
 
 
@@ -66,7 +67,10 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
             `nn.Module`, its parameters.
         throw: raise `SolverError` when the solve fails (default); with `False` the partial
             solution comes back with its `retcode` and `message`.
-        backend: `"native"` (torch).
+        backend: `"native"` (torch, the default), `"julia"` (DifferentialEquations.jl and
+            SciMLSensitivity through juliacall; needs `pip install pyude[julia]`), or
+            `"auto"` (Julia when it is installed and the problem can cross, else native; it
+            says once which it took).
 
     Returns:
         a `Solution`. All trajectories of a batch share one step size, chosen so that every
@@ -78,7 +82,19 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     solver = default_solver() if solver is None else solver
     opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
                          tstops, adaptive, dense, controller)
-    if isinstance(sensealg, AbstractContinuousAdjoint) and _needs_grad(problem):
+    julia_only = dict(dt=dt, dtmin=dtmin, dtmax=dtmax, tstops=tstops, adaptive=adaptive,
+                      dense=dense, controller=controller)
+    backend = _choose_backend(backend, problem, opts, julia_only)
+    if backend == "julia":
+        from .julia import _solve as julia_solve
+        unsupported = sorted(k for k, v in julia_only.items() if v is not None)
+        if unsupported:
+            raise ValueError(f"backend='julia' does not take {', '.join(unsupported)} yet; "
+                             f"use backend='native' for them")
+        sol = julia_solve.solve(problem, solver, saveat=opts.saveat, rtol=opts.rtol,
+                                atol=opts.atol, maxiters=opts.maxiters, sensealg=sensealg,
+                                autodiff=getattr(solver, "autodiff", True))
+    elif isinstance(sensealg, AbstractContinuousAdjoint) and _needs_grad(problem):
         forward, u = sensealg.solve(problem, solver, opts)
         sol = Solution(forward.t, u, forward.retcode, forward.message, forward.stats, solver,
                        forward._steps if opts.dense else None, opts.tdir, forward.methods)
@@ -93,6 +109,36 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     if throw and not sol.success:
         raise SolverError(f"solve with {solver!r} failed: {sol.retcode}: {sol.message}", sol)
     return sol
+
+
+_ANNOUNCED: set = set()
+
+
+class BackendNotice(UserWarning):
+    """Which backend `backend="auto"` took (said once per process and backend)."""
+
+
+def _choose_backend(backend: str, problem: ODEProblem, opts, julia_only: dict) -> str:
+    if backend != "auto":
+        return backend
+    from . import julia
+    reason = None
+    if not julia.available():
+        reason = "Julia is not installed"
+    elif opts.saveat is None or any(v is not None for v in julia_only.values()):
+        reason = "the solve uses options only the native backend has"
+    else:
+        try:
+            from .symbolic import to_julia, trace
+            to_julia(trace(problem.f, problem.n_states, problem.p))
+        except Exception as err:  # the model cannot be printed as Julia
+            reason = f"the model cannot cross to Julia ({err})"
+    chosen = "native" if reason else "julia"
+    if chosen not in _ANNOUNCED:
+        _ANNOUNCED.add(chosen)
+        warnings.warn(f"backend='auto' solves on the {chosen} backend"
+                      + (f": {reason}" if reason else ""), BackendNotice, stacklevel=3)
+    return chosen
 
 
 def _to_solution(result, u0: Tensor, solver: AbstractSolver, tdir: float) -> Solution:

@@ -45,6 +45,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from pyude.julia import doctor_report
+
+    rows = doctor_report()
+    width = max(len(name) for name, _, _ in rows)
+    for name, state, advice in rows:
+        print(f"{name:{width}}  {state}" + (f"\n{'':{width}}  -> {advice}" if advice else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyude", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--batch", type=int, default=256, help="trajectories in the batched solve")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
+    doctor = sub.add_parser("doctor", help="report Python, torch, Julia and the optional "
+                                           "packages, with what to do about missing ones")
+    doctor.set_defaults(run=_doctor)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -237,8 +237,8 @@ def test_module_errors():
         pyude.UDE(_ude_f, _mlp(), dict(alpha=1.0, delta=1.0), rtl=1e-6)
     with pytest.raises(ValueError, match="at least two times"):
         pyude.NeuralODE(_mlp())(torch.ones(2, dtype=torch.float64), [0.0])
-    with pytest.raises(ValueError, match="unknown backend 'julia'"):
-        pyude.NeuralODE(_mlp(), backend="julia")
+    with pytest.raises(ValueError, match="unknown backend 'jl'"):
+        pyude.NeuralODE(_mlp(), backend="jl")
 
 
 def test_checkpointed_direct_adjoint_matches_direct():

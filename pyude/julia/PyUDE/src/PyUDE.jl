@@ -1,0 +1,31 @@
+"""
+    PyUDE
+
+The Julia side of pyude's Julia backend. Every entry point takes plain arrays, numbers and
+strings (as juliacall passes them: `PyArray`s, so arguments are typed `AbstractVector` and
+copied to `Vector{Float64}`) and returns plain arrays, strings and tuples.
+
+Written for OrdinaryDiffEq v6 and v7: algorithms come from their sublibraries, Jacobian
+choices are ADTypes, results are read through `sol.u`/`Array(sol)`, `sol.stats` and
+`string(sol.retcode)`.
+"""
+module PyUDE
+
+import ADTypes
+import ChainRulesCore
+import ComponentArrays
+import Lux
+import OrdinaryDiffEqLowOrderRK
+import OrdinaryDiffEqRosenbrock
+import OrdinaryDiffEqSDIRK
+import OrdinaryDiffEqTsit5
+import OrdinaryDiffEqVerner
+import Random
+import SciMLBase
+import SciMLSensitivity
+import Zygote
+
+include("models.jl")
+include("solve.jl")
+
+end

@@ -1,0 +1,69 @@
+# Right-hand sides from generated source, and Lux networks over one flat weight vector.
+
+"""
+    define_rhs(src, name) -> Function
+
+Evaluate generated Julia source (one function definition, printed by pyude's Julia printer)
+in a fresh module and return the function called `name`. Return it to Python and pass it
+back in a later call, so that it is called in a newer world age than the one it was made in.
+"""
+function define_rhs(src::AbstractString, name::AbstractString)
+    sandbox = Module(:PyUDEModel)
+    Core.eval(sandbox, :(import Base: exp, log, sin, cos, tan, tanh, sqrt, abs, min, max))
+    Core.eval(sandbox, Meta.parseall(String(src)))
+    return getfield(sandbox, Symbol(name))
+end
+
+rbf(x) = exp(-x^2)
+
+const ACTIVATIONS = Dict{String, Any}(
+    "identity" => identity, "tanh" => tanh, "relu" => Lux.relu, "sigmoid" => Lux.sigmoid,
+    "softplus" => Lux.softplus, "gelu" => Lux.gelu, "rbf" => rbf,
+)
+
+"""
+    build_mlp(ins, outs, activations) -> (model, axes, nparams)
+
+A Lux `Chain` of `Dense(ins[i] => outs[i], activations[i])` layers (`activations` is one
+comma-separated string, so that no Python list has to cross), wrapped as a stateful layer
+that takes its weights on each call, the ComponentArrays axes that rebuild those weights from a
+flat vector (per layer: weight in column-major order, then bias), and the weight count.
+"""
+function build_mlp(ins::AbstractVector, outs::AbstractVector, activations::AbstractString)
+    names = split(String(activations), ",")
+    layers = [Lux.Dense(Int(ins[i]) => Int(outs[i]), ACTIVATIONS[String(names[i])])
+              for i in eachindex(ins)]
+    model = Lux.Chain(layers...)
+    ps, st = Lux.setup(Random.Xoshiro(0), model)
+    axes = ComponentArrays.getaxes(ComponentArrays.ComponentArray(ps))
+    stateful = Lux.StatefulLuxLayer{true}(model, nothing, st)
+    return stateful, axes, Lux.parameterlength(model)
+end
+
+"""
+    ode_rhs(f) -> (u, p, t) -> du
+
+The out-of-place right-hand side of a plain model: `f(u, p, t)` from the generated source.
+"""
+ode_rhs(f) = (u, p, t) -> f(u, p, t)
+
+"""
+    ude_rhs(f, model, axes, nphys) -> (u, p, t) -> du
+
+A UDE's right-hand side over one flat parameter vector `p = [physical; weights]`: the network
+runs on the state and the generated `f(u, p_physical, t, nn_out)` adds the known physics.
+"""
+function ude_rhs(f, model, axes, nphys::Integer)
+    return function (u, p, t)
+        physical = p[1:nphys]
+        weights = ComponentArrays.ComponentArray(p[(nphys + 1):end], axes)
+        return f(u, physical, t, model(u, weights))
+    end
+end
+
+"""
+    neural_rhs(model, axes) -> (u, p, t) -> du
+
+A neural ODE's right-hand side: the network is the whole vector field.
+"""
+neural_rhs(model, axes) = (u, p, t) -> model(u, ComponentArrays.ComponentArray(p, axes))
