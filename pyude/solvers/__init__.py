@@ -6,6 +6,7 @@ from ._autoswitch import AutoVern7 as AutoVern7
 from ._autoswitch import default_solver as default_solver
 
 from ._base import AbstractSolver as AbstractSolver
+from ._base import AbstractImplicitSolver as AbstractImplicitSolver
 from ._erk import AbstractERK as AbstractERK
 from ._rosenbrock import AbstractRosenbrock as AbstractRosenbrock
 from ._sdirk import AbstractESDIRK as AbstractESDIRK

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import AbstractSolver, RHSFn, StepResult
+from ._base import AbstractImplicitSolver, AbstractSolver, RHSFn, StepResult
 from ._dense import StepRecord, lincomb
 from ._erk import AbstractERK
 
@@ -61,8 +61,7 @@ class AutoSwitch(AbstractSolver):
         if not isinstance(self.nonstiff, AbstractERK) or name not in STABILITY_SIZE:
             raise ValueError(f"the non-stiff method of an automatic switch must be one of "
                              f"{sorted(STABILITY_SIZE)}; got {self.nonstiff!r}")
-        if self.stiff.__class__.__name__ not in ("Rosenbrock23", "Rodas4", "Rodas5P", "TRBDF2",
-                                                 "KenCarp4", "Kvaerno5"):
+        if not isinstance(self.stiff, AbstractImplicitSolver):
             raise ValueError(f"the stiff method of an automatic switch must be a stiff solver "
                              f"such as Rosenbrock23() or Rodas5P(); got {self.stiff!r}")
 

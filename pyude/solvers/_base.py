@@ -71,3 +71,17 @@ class AbstractSolver(abc.ABC):
         changed = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
                    if getattr(self, f.name) != f.default] if dataclasses.is_dataclass(self) else []
         return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class AbstractImplicitSolver(AbstractSolver):
+    """A stiff (linearly or fully implicit) method: adaptive, with a Jacobian taken by
+    automatic differentiation unless `autodiff` is False (then by central differences) or the
+    problem supplies `jac`."""
+
+    embedded_order: ClassVar[int]
+    dense_order: ClassVar[int] = 3
+    autodiff: bool
+
+    @property
+    def adaptive(self) -> bool:
+        return True

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._base import AbstractSolver, RHSFn, StepResult
+from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, hermite, lincomb
 from ._jacobian import jacobian
 from ._tableau import DenseTableau, _array
@@ -97,19 +97,11 @@ class _Cache:
         self.nsolve = 0
 
 
-class AbstractRosenbrock(AbstractSolver):
+class AbstractRosenbrock(AbstractImplicitSolver):
     """A Rosenbrock(-Wanner) method given by its `RosenbrockTableau`. Linearly implicit: one
     Jacobian and one LU factorisation per step, no Newton iteration."""
 
     tableau: ClassVar[RosenbrockTableau]
-    embedded_order: ClassVar[int]
-    dense_order: ClassVar[int] = 3
-    autodiff: bool
-
-    @property
-    def adaptive(self) -> bool:
-        return True
-
     def init_cache(self, rtol=None, atol=None) -> _Cache:
         return _Cache()
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._base import AbstractSolver, RHSFn, StepResult
+from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, hermite, lincomb
 from ._jacobian import jacobian
 from ._newton import solve_stage
@@ -82,18 +82,10 @@ class _Cache:
         self.nsolve = 0
 
 
-class AbstractESDIRK(AbstractSolver):
+class AbstractESDIRK(AbstractImplicitSolver):
     """An ESDIRK method given by its `ESDIRKTableau`, with Hermite dense output."""
 
     tableau: ClassVar[ESDIRKTableau]
-    embedded_order: ClassVar[int]
-    dense_order: ClassVar[int] = 3
-    autodiff: bool
-
-    @property
-    def adaptive(self) -> bool:
-        return True
-
     def init_cache(self, rtol=1e-3, atol=1e-6) -> _Cache:
         return _Cache(rtol, atol)
 
