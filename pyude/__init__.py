@@ -14,6 +14,8 @@ from ._errors import SolverError as SolverError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._model import Params as Params
 from ._modules import UDE as UDE
+from .train import FitResult as FitResult
+from .train import fit as fit
 from ._modules import NeuralODE as NeuralODE
 from ._problem import ODEProblem as ODEProblem
 from ._retcode import ReturnCode as ReturnCode
