@@ -5,6 +5,7 @@ discovery, on torch (the `native` backend) or on Julia's DifferentialEquations.j
 pieces are imported on first use.
 """
 
+from . import discovery as discovery
 from . import julia as julia
 from . import nn as nn
 from . import ops as ops
@@ -16,6 +17,7 @@ from ._model import Params as Params
 from ._modules import UDE as UDE
 from .train import FitResult as FitResult
 from .train import fit as fit
+from .discovery import discover as discover
 from ._modules import NeuralODE as NeuralODE
 from ._problem import ODEProblem as ODEProblem
 from ._retcode import ReturnCode as ReturnCode

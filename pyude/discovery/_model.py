@@ -1,0 +1,112 @@
+"""Closing the loop: discovered expressions replace the network in the traced model, their
+coefficients become parameters, and those are refit through the ODE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import sympy
+import torch
+
+from .._errors import SolverError
+from .._model import Params
+from .._problem import ODEProblem
+from .._solve import solve
+from ..symbolic import to_torch, trace
+
+
+@dataclass
+class DiscoveredModel:
+    """A plain model f(u, p, t) (no network) and its parameters: the known physical ones and
+    the discovered coefficients c1..ck."""
+
+    f: Callable
+    p: dict[str, float]
+    exprs: list[sympy.Expr]              # the right-hand side, coefficients as symbols
+    coefficients: list[str]
+
+    def equations(self) -> list[sympy.Expr]:
+        """The right-hand side with the current coefficient values."""
+        values = {sympy.Symbol(k, real=True): v for k, v in self.p.items()}
+        return [sympy.N(e.subs(values), 6) for e in self.exprs]
+
+
+def _with_coefficients(expr: sympy.Expr, start: int) -> tuple[sympy.Expr, dict[str, float]]:
+    """Each Float in `expr` becomes a symbol c<start>, c<start+1>, ... with its value."""
+    values: dict[str, float] = {}
+
+    def swap(node):
+        if isinstance(node, sympy.Float):
+            name = f"c{start + len(values)}"
+            values[name] = float(node)
+            return sympy.Symbol(name, real=True)
+        if node.args:
+            return node.func(*[swap(a) for a in node.args])
+        return node
+
+    return swap(expr), values
+
+
+def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str, float],
+                     replacements: Mapping[str, sympy.Expr] | Sequence[sympy.Expr]
+                     ) -> DiscoveredModel:
+    """Trace the UDE `f_ude(u, p, t, nn)` with the states named as in the discovered
+    expressions and put the expressions in place of the network's outputs nn1..nnm."""
+    exprs = list(replacements.values()) if isinstance(replacements, Mapping) else \
+        list(replacements)
+    traced = trace(f_ude, len(state_names), dict(p), nn_outputs=len(exprs),
+                   state_names=list(state_names))
+    subs, coefficients = {}, {}
+    for out, expr in zip(traced.nn_outputs, exprs):
+        with_coef, values = _with_coefficients(sympy.sympify(expr), len(coefficients) + 1)
+        subs[out] = with_coef
+        coefficients.update(values)
+    rhs = [e.subs(subs) for e in traced.exprs]
+    names = [*traced.param_names, *coefficients]
+    symbols = [*traced.states, *[sympy.Symbol(n, real=True) for n in names], traced.t]
+    evaluate = to_torch(rhs, symbols)
+
+    def f(u, params, t):
+        return evaluate(*list(u), *[params[n] for n in names], t)
+
+    return DiscoveredModel(f, {**dict(p), **coefficients}, rhs, list(coefficients))
+
+
+def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = None,
+          solver=None, rtol: float = 1e-7, atol: float = 1e-7, iters: int = 50) -> float:
+    """Refit the named parameters (default: the discovered coefficients) through the ODE by
+    LBFGS on the mean squared error to `data` at `t`; updates `model.p` and returns the
+    final loss (inf when every trial solve failed)."""
+    from ..solvers import Tsit5
+
+    t = torch.as_tensor(t, dtype=torch.float64)
+    data = torch.as_tensor(data, dtype=torch.float64)
+    names = list(model.coefficients if trainable is None else trainable)
+    values = {k: torch.tensor(float(v), dtype=torch.float64, requires_grad=k in names)
+              for k, v in model.p.items()}
+    leaves = [values[k] for k in names]
+    opt = torch.optim.LBFGS(leaves, lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+
+    def loss_fn():
+        prob = ODEProblem(model.f, data[0], (float(t[0]), float(t[-1])), Params(values))
+        sol = solve(prob, solver or Tsit5(), saveat=t, rtol=rtol, atol=atol, maxiters=20_000)
+        return ((sol.u - data) ** 2).mean()
+
+    def closure():
+        opt.zero_grad()
+        try:
+            loss = loss_fn()
+        except SolverError:
+            return torch.tensor(float("inf"), dtype=torch.float64)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        try:
+            final = float(loss_fn())
+        except SolverError:
+            final = float("inf")
+    model.p.update({k: float(v.detach()) for k, v in values.items()})
+    return final

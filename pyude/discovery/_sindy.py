@@ -1,0 +1,64 @@
+"""Sparse regression (SINDy, through pysindy) with a sparsity sweep."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import sympy
+
+from ._result import Equation
+
+
+def _feature_expr(name: str, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
+    """pysindy's feature names ('1', 'x y', 'x^2', 'sin(1 x)') as sympy."""
+    text = name.replace("^", "**")
+    text = " ".join(text.split())
+    for op in ("(", ")"):
+        text = text.replace(f" {op}", op).replace(f"{op} ", op)
+    text = text.replace(" ", "*")
+    return sympy.sympify(text, locals=symbols)
+
+
+def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: list[str], *,
+                     degree: int = 3, trig: bool = False, thresholds=None,
+                     ridge: float = 1e-5) -> dict[str, list[Equation]]:
+    """For each target, the distinct sparse models that sequentially thresholded least squares
+    finds over a sweep of thresholds (relative to the largest coefficient)."""
+    try:
+        import pysindy as ps
+    except ImportError as err:
+        raise ImportError("the 'sindy' backend needs pysindy: pip install pyude[sindy]") from err
+    library = ps.PolynomialLibrary(degree=degree)
+    if trig:
+        library = ps.GeneralizedLibrary([library, ps.FourierLibrary(n_frequencies=1)])
+    # pysindy returns its own ndarray subclass; plain arrays keep numpy semantics below.
+    theta = np.array(library.fit(X).transform(X), dtype=np.float64).view(np.ndarray)
+    features = library.get_feature_names(input_features=names)
+    symbols = {n: sympy.Symbol(n, real=True) for n in names}
+    exprs = [_feature_expr(f, symbols) for f in features]
+    scale = np.abs(theta).max(axis=0)
+    scale[scale == 0] = 1.0
+    thetas = theta / scale                    # thresholds act on comparable coefficients
+    sweep = np.geomspace(1e-4, 1.0, 25) if thresholds is None else np.asarray(thresholds)
+    out: dict[str, list[Equation]] = {}
+    for j, target in enumerate(targets):
+        y = Y[:, j]
+        seen: dict[tuple, Equation] = {}
+        full = np.linalg.lstsq(thetas, y, rcond=None)[0]
+        for threshold in sweep:
+            opt = ps.STLSQ(threshold=float(threshold) * np.abs(full).max(), alpha=ridge,
+                           max_iter=50)
+            with warnings.catch_warnings():
+                # The top of the sweep removes every term; pysindy warns, we skip it.
+                warnings.simplefilter("ignore", UserWarning)
+                opt.fit(thetas, y[:, None])
+            support = tuple(np.flatnonzero(opt.coef_[0]))
+            if not support or support in seen:
+                continue
+            coef = np.linalg.lstsq(thetas[:, support], y, rcond=None)[0]
+            loss = float(np.mean((thetas[:, support] @ coef - y) ** 2))
+            expr = sum(sympy.Float(c / scale[i], 6) * exprs[i] for c, i in zip(coef, support))
+            seen[support] = Equation(target, sympy.sympify(expr), len(support), loss, len(y))
+        out[target] = sorted(seen.values(), key=lambda eq: eq.complexity)
+    return out

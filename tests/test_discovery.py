@@ -1,0 +1,90 @@
+"""Equation discovery and closing the loop."""
+
+import numpy as np
+import pytest
+import sympy
+import torch
+
+import pyude
+from pyude.problems import lotka_volterra
+
+X_, Y_ = sympy.symbols("x y", real=True)
+
+
+def _interaction_data(noise=0.0, seed=0, n=60):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.2, 2.0, (n, 2))
+    Y = np.stack([-0.9 * X[:, 0] * X[:, 1], 0.8 * X[:, 0] * X[:, 1]], axis=1)
+    return X, Y + noise * rng.standard_normal(Y.shape)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3])
+def test_sindy_recovers_the_interaction_terms(noise):
+    X, Y = _interaction_data(noise)
+    result = pyude.discover(X, Y, names=["x", "y"], backend="sindy")
+    nn1, nn2 = result.selected["nn1"], result.selected["nn2"]
+    assert nn1.complexity == 1 and nn2.complexity == 1
+    assert nn1.expr.free_symbols == {X_, Y_} and nn1.expr.is_Mul
+    assert float(nn1.expr.coeff(X_ * Y_)) == pytest.approx(-0.9, rel=1e-2)
+    assert float(nn2.expr.coeff(X_ * Y_)) == pytest.approx(0.8, rel=1e-2)
+    # the sweep keeps richer candidates for a refit through the ODE to choose among
+    assert len(result.candidates["nn1"]) > 1
+    assert "x y" in nn1.latex().replace("x \\cdot y", "x y") or "x" in nn1.latex()
+
+
+def test_discovered_model_refits_through_the_ode():
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
+    u0 = torch.tensor([0.44249296, 4.6280594], dtype=torch.float64)
+    data = pyude.solve(pyude.ODEProblem(lotka_volterra, u0, (0.0, 3.0),
+                                        dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
+                       pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
+
+    def ude(u, p, t, nn):
+        x, y = u
+        m1, m2 = nn(u)
+        return [p.alpha * x + m1, -p.delta * y + m2]
+
+    model = pyude.discovery.discovered_model(ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
+                                             {"nn1": -0.85 * X_ * Y_, "nn2": 0.75 * X_ * Y_})
+    assert model.coefficients == ["c1", "c2"]
+    loss = pyude.discovery.refit(model, t, data)
+    assert loss < 1e-8
+    assert model.p["c1"] == pytest.approx(-0.9, rel=1e-4)
+    assert model.p["c2"] == pytest.approx(0.8, rel=1e-4)
+    # the discovered model is an ordinary model: it traces and prints as Julia
+    src = pyude.symbolic.to_julia(pyude.symbolic.trace(model.f, 2, model.p))
+    assert "function rhs(u, p, t)" in src
+
+
+@pytest.mark.parametrize("X,Y,match", [
+    (np.ones((10, 2)), np.ones((9, 2)), "same samples"),
+    (np.ones((3, 2)), np.ones((3, 2)), "at least 5 samples"),
+    (np.full((10, 2), np.nan), np.ones((10, 2)), "must be finite"),
+])
+def test_bad_inputs(X, Y, match):
+    with pytest.raises(ValueError, match=match):
+        pyude.discover(X, Y, backend="sindy")
+
+
+def test_unknown_backend_and_name_counts():
+    X, Y = _interaction_data()
+    with pytest.raises(ValueError, match="unknown discovery backend 'eureqa'"):
+        pyude.discover(X, Y, backend="eureqa")
+    with pytest.raises(ValueError, match="1 names for 2 inputs"):
+        pyude.discover(X, Y, names=["x"], backend="sindy")
+
+
+def test_auto_takes_sindy_without_julia():
+    if pyude.julia.available():
+        pytest.skip("Julia is installed here")
+    X, Y = _interaction_data()
+    assert pyude.discover(X, Y, names=["x", "y"]).backend == "sindy"
+
+
+def test_operon_backend_needs_pyoperon():
+    import importlib.util
+    if importlib.util.find_spec("pyoperon") is not None:
+        pytest.skip("pyoperon is installed; its own test covers it")
+    X, Y = _interaction_data()
+    with pytest.raises(ImportError, match="pip install pyude\\[operon\\]"):
+        pyude.discover(X, Y, backend="operon")
