@@ -93,20 +93,29 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
         sol = solve(prob, solver or Tsit5(), saveat=t, rtol=rtol, atol=atol, maxiters=20_000)
         return ((sol.u - data) ** 2).mean()
 
+    start = {k: float(v) for k, v in model.p.items()}
+
     def closure():
         opt.zero_grad()
         try:
             loss = loss_fn()
-        except SolverError:
-            return torch.tensor(float("inf"), dtype=torch.float64)
+        except (SolverError, ValueError):
+            # a trial point where the model blows up (or leaves the finite numbers): a huge
+            # loss with no slope sends the line search back
+            for leaf in leaves:
+                leaf.grad = torch.zeros_like(leaf)
+            return torch.tensor(1e30, dtype=torch.float64)
         loss.backward()
         return loss
 
-    opt.step(closure)
-    with torch.no_grad():
-        try:
+    try:
+        opt.step(closure)
+        with torch.no_grad():
             final = float(loss_fn())
-        except SolverError:
-            final = float("inf")
+    except (SolverError, ValueError):
+        final = float("inf")
+    if not all(torch.isfinite(v).item() for v in values.values()) or not final < 1e29:
+        model.p.update(start)
+        return float("inf")
     model.p.update({k: float(v.detach()) for k, v in values.items()})
     return final

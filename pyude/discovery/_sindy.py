@@ -20,23 +20,53 @@ def _feature_expr(name: str, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
     return sympy.sympify(text, locals=symbols)
 
 
+def library(X: np.ndarray, names: list[str], degree: int, trig: bool = False):
+    """The candidate functions evaluated on X (samples, terms) and as sympy expressions."""
+    try:
+        import pysindy as ps
+    except ImportError as err:
+        raise ImportError("the 'sindy' backend needs pysindy: pip install pyude[sindy]") from err
+    lib = ps.PolynomialLibrary(degree=degree)
+    if trig:
+        lib = ps.GeneralizedLibrary([lib, ps.FourierLibrary(n_frequencies=1)])
+    # pysindy returns its own ndarray subclass; plain arrays keep numpy semantics below.
+    theta = np.array(lib.fit(X).transform(X), dtype=np.float64).view(np.ndarray)
+    symbols = {n: sympy.Symbol(n, real=True) for n in names}
+    exprs = [_feature_expr(f, symbols) for f in lib.get_feature_names(input_features=names)]
+    return theta, exprs
+
+
+def subset_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: list[str], *,
+                      degree: int = 2, max_terms: int = 2) -> dict[str, list[Equation]]:
+    """Every model with at most `max_terms` library terms, fitted by least squares: a small
+    exhaustive search that sparse regression's greedy thresholding can miss when terms are
+    nearly collinear along one trajectory."""
+    import itertools
+
+    theta, exprs = library(X, names, degree)
+    out: dict[str, list[Equation]] = {}
+    for j, target in enumerate(targets):
+        y = Y[:, j]
+        cands = []
+        for k in range(1, max_terms + 1):
+            for support in itertools.combinations(range(theta.shape[1]), k):
+                cols = theta[:, support]
+                coef = np.linalg.lstsq(cols, y, rcond=None)[0]
+                loss = float(np.mean((cols @ coef - y) ** 2))
+                expr = sum(sympy.Float(c, 6) * exprs[i] for c, i in zip(coef, support))
+                cands.append(Equation(target, sympy.sympify(expr), k, loss, len(y)))
+        out[target] = sorted(cands, key=lambda eq: eq.bic)
+    return out
+
+
 def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: list[str], *,
                      degree: int = 3, trig: bool = False, thresholds=None,
                      ridge: float = 1e-5) -> dict[str, list[Equation]]:
     """For each target, the distinct sparse models that sequentially thresholded least squares
     finds over a sweep of thresholds (relative to the largest coefficient)."""
-    try:
-        import pysindy as ps
-    except ImportError as err:
-        raise ImportError("the 'sindy' backend needs pysindy: pip install pyude[sindy]") from err
-    library = ps.PolynomialLibrary(degree=degree)
-    if trig:
-        library = ps.GeneralizedLibrary([library, ps.FourierLibrary(n_frequencies=1)])
-    # pysindy returns its own ndarray subclass; plain arrays keep numpy semantics below.
-    theta = np.array(library.fit(X).transform(X), dtype=np.float64).view(np.ndarray)
-    features = library.get_feature_names(input_features=names)
-    symbols = {n: sympy.Symbol(n, real=True) for n in names}
-    exprs = [_feature_expr(f, symbols) for f in features]
+    import pysindy as ps
+
+    theta, exprs = library(X, names, degree, trig)
     scale = np.abs(theta).max(axis=0)
     scale[scale == 0] = 1.0
     thetas = theta / scale                    # thresholds act on comparable coefficients
