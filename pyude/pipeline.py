@@ -27,6 +27,7 @@ from ._problem import ODEProblem
 from ._solve import solve
 from .discovery import discover, discovered_model, refit
 from .solvers import Tsit5, Vern7
+from .symbolic import trace
 from .train import check_data, fit
 
 
@@ -107,25 +108,84 @@ def make_network(n_in: int, n_out: int, seed: int) -> nn.Module:
                          RBF(), nn.Linear(5, n_out)).double()
 
 
+def _stays_bounded(problem, model, t, data, horizon: float = 3.0) -> bool:
+    """A plausible model integrates for `horizon` times the observed span and stays within
+    ten times the observed range: a structure that blows up just past the data is rejected
+    (this looks only at the model, never at data beyond the training window)."""
+    t_end = float(t[0]) + horizon * float(t[-1] - t[0])
+    prob = ODEProblem(model.f, data[0], (float(t[0]), t_end), model.p)
+    with torch.no_grad():
+        sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-6, saveat=[t_end], throw=False,
+                    maxiters=20_000)
+    return sol.success and float(sol.u.abs().max()) < 10 * float(data.abs().max())
+
+
 def _bic(loss: float, n: int, k: int) -> float:
     return n * math.log(max(loss, 1e-300)) + k * math.log(n)
 
 
-def shortlist(found, states, outputs, spec, per_target: int = 4):
-    """Per target: the sparse-regression candidates and every one- or two-term model of the
-    library, ranked by BIC on the network's outputs, best `per_target` without repeats."""
+def _collocation_residuals(spec, t, data):
+    """Smoothed states and, for each network output, what it must equal by the data: the
+    smoothed derivative of the equation it enters minus that equation's known physics."""
+    from .train import smoothed_derivatives
+    states, slopes = smoothed_derivatives(t, data)
+    targets = [f"nn{j + 1}" for j in range(spec.n_network_outputs)]
+    known = discovered_model(spec.ude, spec.state_names, spec.known_p,
+                             [sympy.Integer(0)] * spec.n_network_outputs)
+    traced = trace(spec.ude, len(spec.state_names), spec.known_p,
+                   nn_outputs=spec.n_network_outputs, state_names=spec.state_names)
+    rows = []
+    for out in traced.nn_outputs:
+        uses = [i for i, e in enumerate(traced.exprs) if e.diff(out) != 0]
+        if len(uses) != 1 or traced.exprs[uses[0]].diff(out) != 1:
+            return None, None, None        # the output is not additive in one equation
+        rows.append(uses[0])
+    with torch.no_grad():
+        params = {k: torch.tensor(v, dtype=torch.float64) for k, v in known.p.items()}
+        physics = torch.stack([torch.stack([torch.as_tensor(v, dtype=torch.float64).expand(())
+                                            for v in known.f(list(u), params, float(ti))])
+                               for ti, u in zip(t, states)])
+    residual = (slopes - physics)[:, rows]
+    return states.numpy(), residual.numpy(), targets
+
+
+def shortlist(found, states, outputs, spec, t, data, per_target: int = 4):
+    """Per target: every one- and two-term library model fitted by collocation (to the
+    smoothed data's derivative minus the known physics) and the sparse-regression
+    candidates on the network's outputs, each list ranked by its BIC; the best `per_target`
+    of the union without repeats, collocation's first."""
     from .discovery._sindy import subset_candidates
-    exhaustive = subset_candidates(states, outputs, spec.state_names, list(found.candidates),
+    targets = list(found.candidates)
+    on_network = subset_candidates(states, outputs, spec.state_names, targets,
                                    degree=spec.degree, max_terms=2)
+    smooth, residual, _ = _collocation_residuals(spec, t, data)
+    on_data = subset_candidates(smooth, residual, spec.state_names, targets,
+                                degree=spec.degree, max_terms=2) if smooth is not None else {}
     out = {}
-    for target, cands in found.candidates.items():
+    for target in targets:
         ranked, seen = [], set()
-        for eq in sorted([*cands, *exhaustive[target]], key=lambda e: e.bic):
+        pools = [on_data.get(target, [])[:per_target],
+                 sorted([*found.candidates[target], *on_network[target]], key=lambda e: e.bic)]
+        for eq in itertools.chain(*pools):
             key = frozenset(str(term) for term in eq.expr.as_coefficients_dict())
             if key not in seen:
                 seen.add(key)
                 ranked.append(eq)
-        out[target] = ranked[:per_target]
+        chosen = ranked[:per_target]
+        # ... and each single term those candidates use: the simplest structures must be
+        # refit too, or a spurious extra term can win only because its rival was never tried
+        terms = {str(term) for eq in chosen for term in eq.expr.as_coefficients_dict()}
+        singles = [eq for eq in on_network[target]
+                   if eq.complexity == 1 and str(next(iter(eq.expr.as_coefficients_dict())))
+                   in terms]
+        have = {frozenset(str(term) for term in eq.expr.as_coefficients_dict())
+                for eq in chosen}
+        for eq in singles:
+            key = frozenset(str(term) for term in eq.expr.as_coefficients_dict())
+            if key not in have:
+                have.add(key)
+                chosen.append(eq)
+        out[target] = chosen
     return out
 
 
@@ -143,7 +203,7 @@ def select_structure(problem, candidates, t, data, iters: int = 50):
             loss = refit(model, t, data, iters=iters)
         except (SolverError, RuntimeError):
             continue
-        if math.isfinite(loss):
+        if math.isfinite(loss) and _stays_bounded(problem, model, t, data):
             trials.append((_bic(loss, n, len(model.coefficients)), loss, model))
     if not trials:
         raise RuntimeError("no discovered structure could be refit through the ODE")
@@ -203,7 +263,7 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
 
     # 3. choose the structure by refitting through the ODE; the oracle refits the truth's form
     mark = time.perf_counter()
-    short = shortlist(found, states.numpy(), outputs.numpy(), spec, per_target)
+    short = shortlist(found, states.numpy(), outputs.numpy(), spec, t, data, per_target)
     model, loss, trials = select_structure(spec, short, t, data, refit_iters)
     oracle = discovered_model(spec.ude, spec.state_names, spec.known_p, spec.true_terms)
     oracle_loss = refit(oracle, t, data, iters=refit_iters)
