@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import sympy
 import torch
 from torch import nn
@@ -211,7 +210,7 @@ def select_structure(problem, candidates, t, data, iters: int = 50):
     return trials[0][2], trials[0][1], [(b, lo, m.equations()) for b, lo, m in trials]
 
 
-def _relative_l2(a: Tensor, b: Tensor) -> float:  # noqa: F821 - torch.Tensor
+def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
