@@ -180,6 +180,9 @@ class RHS:
         self.jac_fn = jac
         self.p_view = param_view(p)
         self.nf = 0
+        # f accepts extra leading batch axes (models do; internal adjoint systems over one
+        # flat vector do not, and mark themselves with `stackable = False`)
+        self.stackable = getattr(f, "stackable", True)
 
     def jacobian(self, t: float, u: Tensor) -> Tensor:
         """The user's Jacobian in the solver layout (*batch, n, n)."""

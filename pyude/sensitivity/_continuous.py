@@ -35,7 +35,8 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
 
     def solve(self, problem: ODEProblem, solver: Any, opts: LoopOptions) -> tuple[Any, Tensor]:
         spec = param_spec(problem)
-        fwd = _Forward(problem, solver, opts, spec, None)
+        fwd = _Forward(problem, solver, opts, spec, _solve_without_graph(problem, solver, opts,
+                                                                         spec))
         us = _AdjointFunction.apply(self, fwd, problem.u0, *spec.all)
         return fwd.sol, us
 
@@ -58,23 +59,30 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
                     dense: bool = False) -> Solution:
         from .._solve import solve
         o = fwd.opts
+        f.stackable = False   # adjoint systems read the forward solution at their own shapes
         return solve(ODEProblem(f, y0, (t_from, t_to)), solver, rtol=o.rtol, atol=o.atol,
                      maxiters=o.maxiters, saveat=None if dense else [t_to], dense=dense,
                      dt=o.dt, adaptive=o.adaptive)
 
 
+def _solve_without_graph(problem: ODEProblem, solver: Any, opts: LoopOptions,
+                         spec: ParamSpec) -> Solution:
+    """The forward solve, dense, with no autograd graph. It runs before (not inside) the
+    autograd.Function, whose forward would switch off the forward-mode AD that stiff
+    solvers use for their Jacobians."""
+    from .._solve import _to_solution
+    with torch.no_grad():
+        rhs = RHS(problem.f, spec.rebuild([x.detach() for x in spec.p_tensors]), problem.jac)
+        u0 = problem.u0.detach()
+        f0 = rhs.first_call(opts.t0, u0)
+        dense_opts = LoopOptions(**{**opts.__dict__, "dense": True})
+        result = integrate(rhs, solver, u0, f0, dense_opts)
+    return _to_solution(result, problem.u0, solver, opts.tdir)
+
+
 class _AdjointFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, algo: AbstractContinuousAdjoint, fwd: _Forward, u0: Tensor, *theta):
-        problem, opts = fwd.problem, fwd.opts
-        with torch.no_grad():
-            rhs = RHS(problem.f, fwd.spec.rebuild([x.detach() for x in fwd.spec.p_tensors]),
-                      problem.jac)
-            f0 = rhs.first_call(opts.t0, u0.detach())
-            dense_opts = LoopOptions(**{**opts.__dict__, "dense": True})
-            result = integrate(rhs, fwd.solver, u0.detach(), f0, dense_opts)
-        from .._solve import _to_solution
-        fwd.sol = _to_solution(result, u0, fwd.solver, opts.tdir)
         ctx.algo, ctx.fwd = algo, fwd
         return fwd.sol.u.clone()
 
