@@ -4,8 +4,8 @@ ROBER against a loop of scipy solves.
 Problems from the Bari Test Set with its reference solutions: ROBER (to t = 1e11), VDPOL
 (mu = 1e3, to t = 2000), HIRES, POLLU. Error is the Test Set's mescd (mixed significant
 correct digits) at the final time; time is wall-clock, best of `--repeat` runs, one thread.
-Neither side is given an analytic Jacobian (pyude differentiates f with torch.func; scipy
-takes finite differences).
+Neither side is given an analytic Jacobian (pyude differentiates f by forward-mode AD, or by
+central differences for the "fd" variants; scipy takes finite differences).
 
     python benchmarks/stiff.py [--tols 1e-4 1e-6 1e-8 1e-10] [--batch 256]
 
@@ -35,7 +35,9 @@ PROBLEMS = {
     "HIRES": (P.hires_problem, HIRES_T321, 1.0),
     "POLLU": (P.pollu_problem, POLLU_T60, 1.0),
 }
-PYUDE = {"Rodas5P": pyude.Rodas5P(), "Rodas4": pyude.Rodas4(), "KenCarp4": pyude.KenCarp4(),
+PYUDE = {"Rodas5P": pyude.Rodas5P(), "Rodas5P fd": pyude.Rodas5P(autodiff=False),
+         "Rodas4": pyude.Rodas4(), "KenCarp4": pyude.KenCarp4(),
+         "KenCarp4 fd": pyude.KenCarp4(autodiff=False),
          "Kvaerno5": pyude.Kvaerno5(), "Rosenbrock23": pyude.Rosenbrock23(),
          "TRBDF2": pyude.TRBDF2()}
 LOW_ORDER = {"Rosenbrock23", "TRBDF2"}   # run only at rtol >= 1e-6
