@@ -29,14 +29,19 @@ def solve_checkpointed(problem: ODEProblem, solver, opts: LoopOptions) -> Soluti
         sub = dataclasses.replace(opts, t0=t_from, t1=t_to, saveat=[t_to], dense=False,
                                   tstops=[s for s in opts.tstops if t_from < s < t_to])
 
-        def interval(u_start, *theta, sub=sub):
+        box: dict = {}
+
+        def interval(u_start, *theta, sub=sub, box=box):
             rhs = RHS(problem.f, spec.rebuild(list(theta[:len(spec.p_tensors)])), problem.jac)
             result = integrate(rhs, solver, u_start, rhs.first_call(sub.t0, u_start), sub)
-            interval.result = result
+            if "result" not in box:
+                # Only the forward run is kept (its outputs carry no graph); keeping the
+                # recomputation's would hold every interval's graph until backward ends.
+                box["result"] = result
             return result.us[-1] if result.us else u_start
 
         u = checkpoint(interval, u, *spec.all, use_reentrant=False)
-        result = interval.result
+        result = box["result"]
         for name in ("nf", "naccept", "nreject", "njacs", "nw", "nsolve"):
             setattr(stats, name, getattr(stats, name) + getattr(result.stats, name))
         if result.retcode is not ReturnCode.Success:
