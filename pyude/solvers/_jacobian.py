@@ -54,8 +54,13 @@ def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor,
     else:
         out = torch.stack([rhs(t, state) for state in states])
     cols = (out[:n] - out[n:]) / (2 * h.movedim(-1, 0).unsqueeze(-1))
-    ht = step * max(abs(float(t)), 1.0)
-    return cols.movedim(0, -1), (rhs(t + ht, u) - rhs(t - ht, u)) / (2 * ht)
+    return cols.movedim(0, -1), time_derivative(rhs, t, u)
+
+
+def time_derivative(rhs: RHSFn, t: float, u: Tensor) -> Tensor:
+    """df/dt by central differences with step eps^(1/3) * max(|t|, 1); time stays a float."""
+    ht = torch.finfo(u.dtype).eps ** (1 / 3) * max(abs(float(t)), 1.0)
+    return (rhs(t + ht, u) - rhs(t - ht, u)) / (2 * ht)
 
 
 def jacobian(rhs, t: float, u: Tensor, autodiff: bool) -> tuple[Tensor, Tensor]:
@@ -63,8 +68,7 @@ def jacobian(rhs, t: float, u: Tensor, autodiff: bool) -> tuple[Tensor, Tensor]:
     differences in t), else autodiff or central differences as the solver asks."""
     jac_fn = getattr(rhs, "jac_fn", None)
     if jac_fn is not None:
-        ht = torch.finfo(u.dtype).eps ** (1 / 3) * max(abs(t), 1.0)
-        return rhs.jacobian(t, u), (rhs(t + ht, u) - rhs(t - ht, u)) / (2 * ht)
+        return rhs.jacobian(t, u), time_derivative(rhs, t, u)
     if autodiff:
         return jacobian_autodiff(rhs, t, u)
     return jacobian_finite_difference(rhs, t, u)
