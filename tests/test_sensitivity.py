@@ -253,3 +253,13 @@ def test_checkpointed_direct_adjoint_matches_direct():
         x = torch.ones(2, dtype=torch.float64, requires_grad=True)
         pyude.solve(pyude.ODEProblem(lotka_volterra, x, (0, 1), dict(zip(NAMES, [1.0] * 4))),
                     pyude.Tsit5(), sensealg=pyude.DirectAdjoint(checkpointing=True))
+
+
+def test_checkpointed_failure_keeps_times_matched_to_states():
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    prob = pyude.ODEProblem(lotka_volterra, x, (0.0, 10.0), dict(zip(NAMES, [1.5, 1.0, 3.0, 1.0])))
+    sol = pyude.solve(prob, pyude.Tsit5(), saveat=[0.0, 0.1, 5.0, 10.0], maxiters=8,
+                      throw=False, sensealg=pyude.DirectAdjoint(checkpointing=True))
+    assert sol.retcode is pyude.ReturnCode.MaxIters
+    assert sol.t.tolist() == [0.0, 0.1][:len(sol)] and len(sol) == sol.u.shape[0] >= 1
+    assert sol.u[0].tolist() == [1.0, 1.0]

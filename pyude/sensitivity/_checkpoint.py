@@ -45,8 +45,10 @@ def solve_checkpointed(problem: ODEProblem, solver, opts: LoopOptions) -> Soluti
         for name in ("nf", "naccept", "nreject", "njacs", "nw", "nsolve"):
             setattr(stats, name, getattr(stats, name) + getattr(result.stats, name))
         if result.retcode is not ReturnCode.Success:
-            t = torch.tensor(times[1:len(us) + 1], dtype=u.dtype, device=u.device)
-            return Solution(t, torch.stack(us) if us else u[None], result.retcode,
+            # the states saved so far belong to the first len(us) saved times
+            t = torch.tensor(opts.saveat[:len(us)], dtype=u.dtype, device=u.device)
+            partial = torch.stack(us) if us else problem.u0.new_zeros((0, *problem.u0.shape))
+            return Solution(t, partial, result.retcode,
                             f"{result.detail}. {result.retcode.value}", stats, solver, None,
                             opts.tdir)
         us.append(u)
