@@ -50,6 +50,10 @@ class DiscoveryProblem:
     degree: int = 2
     extra: dict = field(default_factory=dict)
 
+    def truth_as_ude(self, u, p, t, nn_):
+        """The true model in the UDE's call signature (no network outputs), for tracing."""
+        return self.truth(u, p, t)
+
 
 def _lv_truth(u, p, t):
     x, y = u
@@ -272,6 +276,7 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
     results = _results(spec, noise, seed, fitted, found, model, loss, oracle, oracle_loss,
                        trials, timings, backend)
     if truth is not None:
+        results["recovered"] = structure_recovered(spec, model)
         times, ref = _extrapolate(spec, spec.truth, spec.true_p, spec.t_extrapolate)
         _, disc = _extrapolate(spec, model.f, model.p, spec.t_extrapolate)
         _, orc = _extrapolate(spec, oracle.f, oracle.p, spec.t_extrapolate)
@@ -292,12 +297,32 @@ def _coefficient_terms(expr: sympy.Expr) -> dict[str, float]:
     return {str(term): float(coef) for term, coef in expr.as_coefficients_dict().items()}
 
 
+def structure_recovered(spec: DiscoveryProblem, model) -> bool:
+    """The UDE paper's criterion of success: every equation of the discovered model has
+    exactly the terms of the true model, and the known physics is untouched (a discovered
+    term that merges with a known one, like c*x beside alpha*x, changes its coefficient and
+    fails)."""
+    truth = discovered_model(spec.truth_as_ude, spec.state_names, spec.true_p, [])
+    known = discovered_model(spec.ude, spec.state_names, spec.known_p,
+                             [sympy.Integer(0)] * spec.n_network_outputs)
+    found = model.equations(digits=None)
+    for got, want, kept in zip(found, truth.equations(None), known.equations(None)):
+        got_terms, want_terms = _coefficient_terms(got), _coefficient_terms(want)
+        if set(got_terms) != set(want_terms):
+            return False
+        for term, value in _coefficient_terms(kept).items():
+            if not math.isclose(got_terms[term], value, rel_tol=1e-9):
+                return False
+    return True
+
+
 def _results(spec, noise, seed, fitted, found, model, loss, oracle, oracle_loss, trials,
              timings, backend):
     import torch as _torch
 
     from . import __version__
     equations = model.equations()
+    exact = model.equations(digits=None)
     return dict(
         problem=spec.name, noise=noise, seed=seed, backend="native", discovery=backend,
         versions=dict(pyude=__version__, python=platform.python_version(),
@@ -307,7 +332,7 @@ def _results(spec, noise, seed, fitted, found, model, loss, oracle, oracle_loss,
         network_terms={k: str(v.expr) for k, v in found.selected.items()},
         discovered=dict(equations=[str(e) for e in equations],
                         latex=[sympy.latex(e) for e in equations],
-                        terms=[_coefficient_terms(e) for e in equations], loss=loss,
+                        terms=[_coefficient_terms(e) for e in exact], loss=loss,
                         coefficients={k: model.p[k] for k in model.coefficients}),
         oracle=dict(equations=[str(e) for e in oracle.equations()], loss=oracle_loss,
                     coefficients={k: oracle.p[k] for k in oracle.coefficients}),

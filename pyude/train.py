@@ -85,11 +85,16 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 class _Stop(Exception):
-    pass
+    """Ends a stage; `whole_fit` also ends the stages after it (divergence, the callback)."""
+
+    def __init__(self, message: str, whole_fit: bool = True):
+        super().__init__(message)
+        self.whole_fit = whole_fit
 
 
 def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.01,
-        lbfgs_iters: int = 0, collocation_iters: int = 0, smoothing: float | None = None,
+        lbfgs_iters: int = 0, collocation_iters: int = 0, collocation_lr: float = 0.01,
+        smoothing: float | None = None,
         windows: int | None = None, seed: int = 0, patience: int | None = None,
         min_improvement: float = 1e-4, divergence: float = 1e4,
         callback: Callable[[int, float, nn.Module], bool] | None = None,
@@ -102,7 +107,9 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
     Arguments:
         model: a `NeuralODE` or `UDE`; its first observation is the initial state.
         t, data: observation times (strictly increasing) and states, shape (len(t), ..., n).
-        adam_iters, adam_lr, lbfgs_iters, collocation_iters: the schedule.
+        adam_iters, adam_lr, lbfgs_iters, collocation_iters, collocation_lr: the schedule
+            (after collocation the model is near a fit already: a smaller `adam_lr` keeps
+            Adam from throwing that away).
         smoothing: the smoothing spline's penalty for collocation (None: chosen by GCV).
         windows: fit on consecutive windows of this many observations, each started from its
             first observation (multiple shooting without continuity penalty).
@@ -162,7 +169,8 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
         if patience is not None and len(stage_losses) > patience:
             before = min(stage_losses[:-patience])
             if min(stage_losses[-patience:]) > before * (1 - min_improvement):
-                raise _Stop(f"{stage}: no improvement in {patience} iterations (early stopping)")
+                raise _Stop(f"{stage}: no improvement in {patience} iterations (early stopping)",
+                            whole_fit=False)
 
     stages = []
     if collocation_iters:
@@ -173,13 +181,15 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
         stages.append(("lbfgs", lbfgs_iters))
     try:
         for stage, iters in stages:
+            model.load_state_dict(best_state)       # each stage starts from the best so far
             bar = _progress(iters, progress, stage)
             try:
-                _run_stage(stage, iters, model, params, t, data, smoothing, adam_lr,
+                lr = collocation_lr if stage == "collocation" else adam_lr
+                _run_stage(stage, iters, model, params, t, data, smoothing, lr,
                            trajectory_loss, record, bar)
             except _Stop as stop:
                 result.stopped = str(stop)
-                if "early stopping" not in result.stopped:
+                if stop.whole_fit:
                     break
             except SolverError as err:
                 result.stopped = f"{stage}: a solve failed ({err.retcode}); {err}"
@@ -193,16 +203,39 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
     return result
 
 
+def _field_at_all_times(rhs: RHS, t: Tensor, states: Tensor) -> Callable[[], Tensor]:
+    """The vector field at every observation, as one batched call when the model allows:
+    the times enter as a tensor that broadcasts against the states' components. A model
+    that needs a Python float time (or branches on it) is evaluated point by point; the
+    batched call is kept only when it agrees with that exactly."""
+    def pointwise() -> Tensor:
+        return torch.stack([rhs(float(ti), ui) for ti, ui in zip(t, states)])
+
+    times = t.to(states.dtype).reshape(-1, *[1] * (states.ndim - 2))
+
+    def batched() -> Tensor:
+        return rhs(times, states)
+
+    with torch.no_grad():
+        reference = pointwise()
+        try:
+            trial = batched()
+        except (TypeError, RuntimeError, ValueError):
+            return pointwise
+    same = trial.shape == reference.shape and torch.allclose(trial, reference, rtol=1e-12,
+                                                             atol=1e-12)
+    return batched if same else pointwise
+
+
 def _run_stage(stage, iters, model, params, t, data, smoothing, lr, trajectory_loss, record,
                bar):
     if stage == "collocation":
         states, slopes = smoothed_derivatives(t, data, smoothing)
-        rhs = RHS(model.field, None)
+        field_at = _field_at_all_times(RHS(model.field, None), t, states)
         opt = torch.optim.Adam(params, lr=lr)
         for i in range(iters):
             opt.zero_grad()
-            pred = torch.stack([rhs(float(ti), ui) for ti, ui in zip(t, states)])
-            loss = ((pred - slopes) ** 2).mean()
+            loss = ((field_at() - slopes) ** 2).mean()
             loss.backward()
             opt.step()
             record(stage, loss.item(), i, None)
@@ -222,8 +255,13 @@ def _run_stage(stage, iters, model, params, t, data, smoothing, lr, trajectory_l
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3e}")
         return
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=1, history_size=20,
-                            line_search_fn="strong_wolfe")
+    def lbfgs():
+        # One iteration per step() call, so every iteration is recorded; max_eval must then
+        # be given, or its default (1.25 max_iter) leaves the line search no evaluations.
+        return torch.optim.LBFGS(params, lr=1.0, max_iter=1, max_eval=25, history_size=20,
+                                 line_search_fn="strong_wolfe")
+
+    opt = lbfgs()
 
     def closure():
         opt.zero_grad()
@@ -231,10 +269,22 @@ def _run_stage(stage, iters, model, params, t, data, smoothing, lr, trajectory_l
         loss.backward()
         return loss
 
+    stalls = 0
     for i in range(iters):
         before = copy.deepcopy(model.state_dict())
         loss = opt.step(closure)
         record(stage, float(loss.detach()), i, before)
+        moved = any(not torch.equal(p.detach(), before[name])
+                    for name, p in model.named_parameters() if p.requires_grad)
+        stalls = 0 if moved else stalls + 1
+        if stalls == 1:
+            # A failed line search leaves LBFGS repeating the same direction forever;
+            # a fresh history starts again from steepest descent.
+            opt = lbfgs()
+        elif stalls > 1:
+            raise _Stop(f"{stage}: converged at iteration {i} (no decrease along steepest "
+                        f"descent either: a minimum to within the solver's tolerance)",
+                        whole_fit=False)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3e}")

@@ -47,6 +47,35 @@ def test_collocation_adam_and_lbfgs_reduce_the_loss():
     assert final < first / 100 and final == pytest.approx(result.best_loss, rel=1e-6)
 
 
+def test_lbfgs_stage_moves_past_adam():
+    """LBFGS after Adam keeps lowering the loss (its line search has evaluations to spend)."""
+    t, data = _data(noise=0.02)
+    model = _ude()
+    result = pyude.fit(model, t, data, collocation_iters=150, adam_iters=30, lbfgs_iters=15,
+                       adam_lr=1e-3, progress=False)
+    losses = np.array(result.losses)
+    stages = np.array(result.stages)
+    adam_best, lbfgs_best = losses[stages == "adam"].min(), losses[stages == "lbfgs"].min()
+    assert lbfgs_best < 0.9 * adam_best        # a stalled line search leaves them equal
+
+
+@pytest.mark.parametrize("clock", [math.cos, torch.cos], ids=["python-float-t", "tensor-t"])
+def test_collocation_with_a_time_dependent_model(clock):
+    """A model that needs t as a Python float is evaluated point by point, one that takes a
+    tensor in one batched call; both fit."""
+    t, data = _data()
+
+    def forced(u, p, t, nn_):
+        x, y = u
+        m1, m2 = nn_(u)
+        wobble = 1e-3 * clock(torch.as_tensor(t) if clock is torch.cos else t)
+        return [p.alpha * x + m1 + wobble, -p.delta * y + m2]
+
+    model = _ude(forced)
+    result = pyude.fit(model, t, data, collocation_iters=100, adam_iters=0, progress=False)
+    assert result.losses[-1] < result.losses[0] / 10
+
+
 def test_same_seed_same_fit():
     t, data = _data(noise=0.05)
     runs = []

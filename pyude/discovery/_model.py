@@ -26,10 +26,12 @@ class DiscoveredModel:
     exprs: list[sympy.Expr]              # the right-hand side, coefficients as symbols
     coefficients: list[str]
 
-    def equations(self) -> list[sympy.Expr]:
-        """The right-hand side with the current coefficient values."""
+    def equations(self, digits: int | None = 6) -> list[sympy.Expr]:
+        """The right-hand side with the current coefficient values, rounded to `digits`
+        significant digits for display (None: the exact float values, for comparisons)."""
         values = {sympy.Symbol(k, real=True): v for k, v in self.p.items()}
-        return [sympy.N(e.subs(values), 6) for e in self.exprs]
+        exprs = [sympy.expand(e.subs(values)) for e in self.exprs]
+        return exprs if digits is None else [sympy.N(e, digits) for e in exprs]
 
 
 def _with_coefficients(expr: sympy.Expr, start: int) -> tuple[sympy.Expr, dict[str, float]]:
