@@ -123,8 +123,13 @@ def _stays_bounded(problem, model, t, data, horizon: float = 3.0) -> bool:
     return sol.success and float(sol.u.abs().max()) < 10 * float(data.abs().max())
 
 
-def _bic(loss: float, n: int, k: int) -> float:
-    return n * math.log(max(loss, 1e-300)) + k * math.log(n)
+def _bic(model, per_state: int) -> float:
+    """The Bayesian information criterion of a refit model under Gaussian noise with each
+    state's own variance (the states' noise levels differ: pooling them would let the
+    noisiest state decide every equation's terms)."""
+    n = per_state * len(model.state_mse)
+    return (per_state * sum(math.log(max(m, 1e-300)) for m in model.state_mse)
+            + len(model.coefficients) * math.log(n))
 
 
 def _collocation_residuals(spec, t, data):
@@ -192,26 +197,50 @@ def shortlist(found, states, outputs, spec, t, data, per_target: int = 4):
     return out
 
 
-def select_structure(problem, candidates, t, data, iters: int = 50):
-    """Refit every combination of the targets' shortlisted candidates through the ODE and
-    keep the one with the lowest BIC on the data: thresholding the network's outputs alone
-    is fooled by nearly collinear terms along one trajectory."""
+def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float = 1e-5):
+    """Choose one candidate per target by refitting the discovered model through the ODE
+    and comparing the BIC on the data: thresholding the network's outputs alone is fooled
+    by nearly collinear terms along one trajectory.
+
+    The combinations are searched target by target (each target's candidates tried with
+    the others held at the current choice, until no change improves the BIC), so the
+    number of refits grows with the sum of the candidate lists, not their product. The
+    screening refits solve at `rtol` (1e-5 moves the losses by about 1e-6 relative, far
+    below the ~5% a BIC difference of one term needs); the caller refits the winner
+    tighter. Returns the model, its loss and every structure tried, best first."""
     per_target = list(candidates.values())
-    n = data.numel()
-    trials = []
-    for combo in itertools.product(*per_target):
-        model = discovered_model(problem.ude, problem.state_names, problem.known_p,
-                                 [eq.expr for eq in combo])
-        try:
-            loss = refit(model, t, data, iters=iters)
-        except (SolverError, RuntimeError):
-            continue
-        if math.isfinite(loss) and _stays_bounded(problem, model, t, data):
-            trials.append((_bic(loss, n, len(model.coefficients)), loss, model))
-    if not trials:
-        raise RuntimeError("no discovered structure could be refit through the ODE")
-    trials.sort(key=lambda item: item[0])
-    return trials[0][2], trials[0][1], [(b, lo, m.equations()) for b, lo, m in trials]
+    tried: dict[tuple[int, ...], tuple[float, float, object]] = {}
+
+    def score(choice: tuple[int, ...]) -> float:
+        if choice not in tried:
+            model = discovered_model(problem.ude, problem.state_names, problem.known_p,
+                                     [pool[k].expr for pool, k in zip(per_target, choice)])
+            try:
+                loss = refit(model, t, data, iters=iters, rtol=rtol, atol=rtol)
+            except (SolverError, RuntimeError):
+                loss = math.inf
+            bic = _bic(model, data.numel() // data.shape[-1]) if math.isfinite(loss) else math.inf
+            tried[choice] = (bic, loss, model)
+        return tried[choice][0]
+
+    choice = tuple(0 for _ in per_target)
+    changed = True
+    while changed:
+        changed = False
+        for j, pool in enumerate(per_target):
+            options = [choice[:j] + (k,) + choice[j + 1:] for k in range(len(pool))]
+            best = min(options, key=score)
+            if score(best) < score(choice):
+                choice, changed = best, True
+    trials = sorted((trial for trial in tried.values() if math.isfinite(trial[0])),
+                    key=lambda trial: trial[0])
+    # the boundedness check costs a long solve: only down the ranking until one passes
+    kept = next((trial for trial in trials if _stays_bounded(problem, trial[2], t, data)),
+                None)
+    if kept is None:
+        raise RuntimeError("no discovered structure could be refit through the ODE and stay "
+                           "bounded beyond the data")
+    return kept[2], kept[1], [(b, lo, m.equations()) for b, lo, m in trials]
 
 
 def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -225,56 +254,74 @@ def _extrapolate(problem, f, p, t_end):
     return times, sol
 
 
+class PipelineError(RuntimeError):
+    """A stage of the pipeline failed; the report folder says which and why."""
+
+
 def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.05,
         seed: int = 0, out: str | Path = "pyude-report", t=None, data=None,
-        adam_iters: int = 300, lbfgs_iters: int = 100, collocation_iters: int = 500,
-        backend: str = "sindy", refit_iters: int = 50, per_target: int = 4,
-        progress: bool = True, plots: bool = True) -> dict:
+        adam_iters: int = 100, lbfgs_iters: int = 20, collocation_iters: int = 1000,
+        adam_lr: float = 1e-3, backend: str = "sindy", refit_iters: int = 50,
+        per_target: int = 4, progress: bool = True, plots: bool = True) -> dict:
     """Run the whole pipeline and write the report folder. With `t` and `data` given they
     replace the problem's simulated observations (the problem still supplies the known
-    physics, the network shape and, when the data are its own, the truth)."""
+    physics, the network shape and, when the data are its own, the truth).
+
+    Raises ValueError for bad data before any work, and `PipelineError` when a stage fails
+    (the UDE fit diverges, no structure can be refit); `report.md` and `results.json` then
+    say which stage failed and why."""
     spec = PROBLEMS[problem] if isinstance(problem, str) else problem
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     if data is None:
         t, truth, data = make_data(spec, noise, seed)
     else:
         t, data = check_data(t, data)
         truth = None
+        if data.shape[-1] != len(spec.state_names):
+            raise ValueError(f"data have {data.shape[-1]} states per observation but the "
+                             f"problem {spec.name!r} has {len(spec.state_names)} "
+                             f"({', '.join(spec.state_names)})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    header = dict(problem=spec.name, noise=noise if truth is not None else None, seed=seed,
+                  backend="native", discovery=backend, versions=_versions(), timings=timings)
+    stage = "fit"
+    try:
+        mark = time.perf_counter()
+        ude, net, fitted = _fit_ude(spec, t, data, seed, progress, collocation_iters,
+                                    adam_iters, adam_lr, lbfgs_iters)
+        timings[stage] = time.perf_counter() - mark
 
-    # 1. fit the UDE
-    mark = time.perf_counter()
-    net = make_network(len(spec.state_names), spec.n_network_outputs, seed)
-    ude = UDE(spec.ude, net, spec.known_p, solver=Tsit5(), rtol=1e-6, atol=1e-6)
-    fitted = fit(ude, t, data, collocation_iters=collocation_iters, adam_iters=adam_iters,
-                 lbfgs_iters=lbfgs_iters, seed=seed, progress=progress)
-    timings["fit"] = time.perf_counter() - mark
-    if not math.isfinite(fitted.best_loss):
-        raise RuntimeError(f"the UDE fit failed: {fitted.stopped}")
+        stage, mark = "discover", time.perf_counter()
+        with torch.no_grad():
+            dense_t = torch.linspace(float(t[0]), float(t[-1]), 100, dtype=torch.float64)
+            states = ude(data[0], dense_t)
+            outputs = net(states)
+        found = discover(states.numpy(), outputs.numpy(), names=spec.state_names,
+                         backend=backend, degree=spec.degree, seed=seed)
+        timings[stage] = time.perf_counter() - mark
 
-    # 2. symbolic regression of the network's outputs along the fitted trajectory
-    mark = time.perf_counter()
-    with torch.no_grad():
-        dense_t = torch.linspace(float(t[0]), float(t[-1]), 100, dtype=torch.float64)
-        states = ude(data[0], dense_t)
-        outputs = net(states)
-    found = discover(states.numpy(), outputs.numpy(), names=spec.state_names,
-                     backend=backend, degree=spec.degree, seed=seed)
-    timings["discover"] = time.perf_counter() - mark
+        # choose the structure by refitting through the ODE; the oracle refits the true form
+        stage, mark = "refit", time.perf_counter()
+        short = shortlist(found, states.numpy(), outputs.numpy(), spec, t, data, per_target)
+        model, _, trials = select_structure(spec, short, t, data, refit_iters)
+        loss = refit(model, t, data, iters=refit_iters)
+        oracle = oracle_loss = None
+        if spec.true_terms and truth is not None:
+            oracle = discovered_model(spec.ude, spec.state_names, spec.known_p,
+                                      spec.true_terms)
+            oracle_loss = refit(oracle, t, data, iters=refit_iters)
+        timings[stage] = time.perf_counter() - mark
+    except (RuntimeError, SolverError) as err:
+        header.update(failed=dict(stage=stage, message=str(err)),
+                      seconds=time.perf_counter() - started)
+        (out / "results.json").write_text(json.dumps(header, indent=2, default=str))
+        (out / "report.md").write_text(_failure_report(header))
+        raise PipelineError(f"the {stage} stage failed: {err} (report in {out})") from err
 
-    # 3. choose the structure by refitting through the ODE; the oracle refits the truth's form
-    mark = time.perf_counter()
-    short = shortlist(found, states.numpy(), outputs.numpy(), spec, t, data, per_target)
-    model, loss, trials = select_structure(spec, short, t, data, refit_iters)
-    oracle = discovered_model(spec.ude, spec.state_names, spec.known_p, spec.true_terms)
-    oracle_loss = refit(oracle, t, data, iters=refit_iters)
-    timings["refit"] = time.perf_counter() - mark
-
-    # 4. extrapolation against the truth (when the data are the problem's own)
-    results = _results(spec, noise, seed, fitted, found, model, loss, oracle, oracle_loss,
-                       trials, timings, backend)
+    results = {**header, **_results(spec, fitted, found, model, loss, oracle, oracle_loss,
+                                    trials)}
     if truth is not None:
         results["recovered"] = structure_recovered(spec, model)
         times, ref = _extrapolate(spec, spec.truth, spec.true_p, spec.t_extrapolate)
@@ -285,12 +332,40 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
             ok = sol.success and len(sol) == len(times)
             results["extrapolation"][key] = (_relative_l2(sol.u[window], ref.u[window])
                                              if ok else f"failed: {sol.retcode.name}")
+        results["extrapolation"]["window"] = [spec.t_end, spec.t_extrapolate]
         if plots:
             _plots(out, spec, t, data, ude, net, model, states, times, ref, disc)
+    elif plots:
+        _plots(out, spec, t, data, ude, net, model, states, None, None, None)
     results["seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    (out / "report.md").write_text(_report(results, plots and truth is not None))
+    (out / "report.md").write_text(_report(results, plots))
     return results
+
+
+def _fit_ude(spec, t, data, seed, progress, collocation_iters, adam_iters, adam_lr,
+             lbfgs_iters):
+    net = make_network(len(spec.state_names), spec.n_network_outputs, seed)
+    ude = UDE(spec.ude, net, spec.known_p, solver=Tsit5(), rtol=1e-6, atol=1e-6)
+    fitted = fit(ude, t, data, collocation_iters=collocation_iters, adam_iters=adam_iters,
+                 adam_lr=adam_lr, lbfgs_iters=lbfgs_iters, seed=seed, progress=progress)
+    if not math.isfinite(fitted.best_loss):
+        raise RuntimeError(f"the UDE fit never reached a finite loss: {fitted.stopped}")
+    return ude, net, fitted
+
+
+def _versions() -> dict[str, str]:
+    from . import __version__
+    return dict(pyude=__version__, python=platform.python_version(), torch=torch.__version__,
+                sympy=sympy.__version__)
+
+
+def _failure_report(r: dict) -> str:
+    return "\n".join([f"# pyude discovery report: {r['problem']}", "",
+                      f"**Failed in the {r['failed']['stage']} stage** after "
+                      f"{r['seconds']:.1f} s:", "", f"    {r['failed']['message']}", "",
+                      f"seed {r['seed']}, backend {r['backend']}, symbolic regression by "
+                      f"{r['discovery']}.", "", f"Versions: {r['versions']}", ""])
 
 
 def _coefficient_terms(expr: sympy.Expr) -> dict[str, float]:
@@ -316,63 +391,85 @@ def structure_recovered(spec: DiscoveryProblem, model) -> bool:
     return True
 
 
-def _results(spec, noise, seed, fitted, found, model, loss, oracle, oracle_loss, trials,
-             timings, backend):
-    import torch as _torch
-
-    from . import __version__
+def _results(spec, fitted, found, model, loss, oracle, oracle_loss, trials) -> dict:
     equations = model.equations()
-    exact = model.equations(digits=None)
-    return dict(
-        problem=spec.name, noise=noise, seed=seed, backend="native", discovery=backend,
-        versions=dict(pyude=__version__, python=platform.python_version(),
-                      torch=_torch.__version__, sympy=sympy.__version__),
+    out = dict(
         fit=dict(best_loss=fitted.best_loss, iterations=len(fitted.losses),
-                 stopped=fitted.stopped),
-        network_terms={k: str(v.expr) for k, v in found.selected.items()},
+                 stopped=fitted.stopped, seconds=fitted.seconds),
+        network_regression={k: str(v.expr) for k, v in found.selected.items()},
         discovered=dict(equations=[str(e) for e in equations],
                         latex=[sympy.latex(e) for e in equations],
-                        terms=[_coefficient_terms(e) for e in exact], loss=loss,
+                        network_terms=[str(e) for e in model.network_terms()],
+                        terms=[_coefficient_terms(e) for e in model.equations(None)], loss=loss,
                         coefficients={k: model.p[k] for k in model.coefficients}),
-        oracle=dict(equations=[str(e) for e in oracle.equations()], loss=oracle_loss,
-                    coefficients={k: oracle.p[k] for k in oracle.coefficients}),
-        truth=[str(e) for e in spec.true_terms],
-        candidates_tried=[dict(bic=b, loss=lo, equations=[str(e) for e in eqs])
+        structures_tried=[dict(bic=b, loss=lo, equations=[str(e) for e in eqs])
                           for b, lo, eqs in trials[:10]],
-        timings=timings, extrapolation={},
+        extrapolation={},
     )
+    if oracle is not None:
+        out["oracle"] = dict(equations=[str(e) for e in oracle.equations()],
+                             network_terms=[str(e) for e in oracle.network_terms()],
+                             loss=oracle_loss,
+                             coefficients={k: oracle.p[k] for k in oracle.coefficients})
+        out["truth"] = [str(e) for e in spec.true_terms]
+    return out
 
 
 def _report(r: dict, with_plots: bool) -> str:
+    t = r["timings"]
+    source = (f"simulated, Gaussian noise of {r['noise']:.2%} of each state's mean"
+              if r["noise"] is not None else "from the given data")
     lines = [f"# pyude discovery report: {r['problem']}", "",
-             f"noise {r['noise']:.3%} of each state's mean, seed {r['seed']}, backend "
-             f"{r['backend']}, symbolic regression by {r['discovery']}; {r['seconds']:.1f} s "
-             f"(fit {r['timings']['fit']:.1f} s, discovery {r['timings']['discover']:.1f} s, "
-             f"refits {r['timings']['refit']:.1f} s).", "",
-             "## Discovered model", ""]
+             f"Data {source}; seed {r['seed']}; backend {r['backend']}; symbolic regression by "
+             f"{r['discovery']}. {r['seconds']:.1f} s in all (UDE fit {t['fit']:.1f} s, "
+             f"regression {t['discover']:.1f} s, structure search and refits "
+             f"{t['refit']:.1f} s).", ""]
+    if "recovered" in r:
+        lines += [f"**Structure recovered: {'yes' if r['recovered'] else 'no'}** (exactly the "
+                  f"true model's terms, the known physics untouched).", ""]
+    lines += ["## Discovered model", ""]
     lines += [f"$$\\dot u_{i + 1} = {eq}$$" for i, eq in enumerate(r["discovered"]["latex"])]
-    lines += ["", "| | discovered (refit) | oracle refit of the true form | truth |",
-              "|---|---|---|---|"]
-    lines.append(f"| network terms | {', '.join(r['network_terms'].values())} | "
-                 f"{', '.join(r['oracle']['equations'])} | {', '.join(r['truth'])} |")
-    lines.append(f"| coefficients | {r['discovered']['coefficients']} | "
-                 f"{r['oracle']['coefficients']} | |")
-    lines.append(f"| data MSE | {r['discovered']['loss']:.4g} | {r['oracle']['loss']:.4g} | |")
+    oracle = r.get("oracle")
+    head = ["", "discovered, refit"] + (["oracle: the true form refit to the same data",
+                                         "truth"] if oracle else [])
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for j, term in enumerate(r["discovered"]["network_terms"]):
+        row = [f"network term {j + 1}", f"${_latex(term)}$"]
+        if oracle:
+            row += [f"${_latex(oracle['network_terms'][j])}$", f"${_latex(r['truth'][j])}$"]
+        lines.append("| " + " | ".join(row) + " |")
+    row = ["data MSE", f"{r['discovered']['loss']:.4g}"]
+    if oracle:
+        row += [f"{oracle['loss']:.4g}", ""]
+    lines.append("| " + " | ".join(row) + " |")
     extra = r["extrapolation"]
     if extra:
-        lines.append(f"| relative L2 error, extrapolation | {extra['discovered']} | "
-                     f"{extra['oracle']} | |")
-    lines += ["", f"UDE fit: best loss {r['fit']['best_loss']:.4g} after "
-              f"{r['fit']['iterations']} iterations" + (f"; {r['fit']['stopped']}"
-                                                         if r['fit']['stopped'] else "") + ".",
-              "", "## Structures tried (by BIC of the refit through the ODE)", ""]
+        a, b = extra["window"]
+        lines.append(f"| relative L2 error against the truth, t in [{a:g}, {b:g}] | "
+                     f"{_fmt(extra['discovered'])} | {_fmt(extra['oracle'])} | |")
+    fit = r["fit"]
+    lines += ["", "## UDE fit", "", f"Best trajectory MSE {fit['best_loss']:.4g} after "
+              f"{fit['iterations']} iterations (collocation, Adam, LBFGS)"
+              + (f"; {fit['stopped']}" if fit["stopped"] else "") + ".",
+              "", "Sparse regression on the network's outputs: "
+              + "; ".join(f"{k} = {v}" for k, v in r["network_regression"].items()) + ".",
+              "", "## Structures tried (BIC of the refit through the ODE, best first)", ""]
     lines += [f"- BIC {c['bic']:.1f}, MSE {c['loss']:.4g}: {', '.join(c['equations'])}"
-              for c in r["candidates_tried"]]
+              for c in r["structures_tried"]]
     if with_plots:
-        lines += ["", "## Plots", "", "![fit](fit.png)", "", "![terms](terms.png)", "",
-                  "![extrapolation](extrapolation.png)"]
+        lines += ["", "## Plots", "", "![fit](fit.png)", "", "![terms](terms.png)"]
+        if extra:
+            lines += ["", "![extrapolation](extrapolation.png)"]
     lines += ["", f"Versions: {r['versions']}", ""]
     return "\n".join(lines)
+
+
+def _latex(expr: str) -> str:
+    return sympy.latex(sympy.sympify(expr))
+
+
+def _fmt(value) -> str:
+    return f"{value:.2%}" if isinstance(value, float) else str(value)
 
 
 def _plots(out, spec, t, data, ude, net, model, states, times, ref, disc):
@@ -382,12 +479,11 @@ def _plots(out, spec, t, data, ude, net, model, states, times, ref, disc):
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    with torch.no_grad():
-        fit_curve = ude(data[0], times[times <= spec.t_end])
+    dense = torch.linspace(float(t[0]), float(t[-1]), states.shape[0], dtype=torch.float64)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for i, name in enumerate(spec.state_names):
         ax.plot(t, data[:, i], "o", ms=3, label=f"{name} data")
-        ax.plot(times[times <= spec.t_end], fit_curve[:, i], label=f"{name} UDE fit")
+        ax.plot(dense, states[:, i], label=f"{name} UDE fit")
     ax.set_xlabel("t")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -396,24 +492,29 @@ def _plots(out, spec, t, data, ude, net, model, states, times, ref, disc):
 
     from .symbolic import to_torch
     symbols = [sympy.Symbol(n, real=True) for n in spec.state_names]
-    fig, axes = plt.subplots(1, spec.n_network_outputs, figsize=(4.5 * spec.n_network_outputs, 3.5),
-                             squeeze=False)
+
+    def along(expr):
+        value = to_torch([expr], symbols)(*states.unbind(-1))[0]
+        return torch.as_tensor(value).expand(len(dense))
+
+    fig, axes = plt.subplots(1, spec.n_network_outputs,
+                             figsize=(4.5 * spec.n_network_outputs, 3.5), squeeze=False)
     with torch.no_grad():
         learned = net(states)
-    order = torch.arange(states.shape[0])
-    disc_terms = [e.subs({sympy.Symbol(k, real=True): v for k, v in model.p.items()})
-                  for e in _network_exprs(model, spec)]
+    found = model.network_terms(None)
     for j, ax in enumerate(axes[0]):
-        truth_j = to_torch([spec.true_terms[j]], symbols)(*states.unbind(-1))[0]
-        found_j = to_torch([disc_terms[j]], symbols)(*states.unbind(-1))[0]
-        ax.plot(order, learned[:, j], label="network")
-        ax.plot(order, torch.as_tensor(found_j).expand(len(order)), "--", label="discovered")
-        ax.plot(order, torch.as_tensor(truth_j).expand(len(order)), ":", label="truth")
-        ax.set_title(f"term {j + 1} along the fitted trajectory")
+        ax.plot(dense, learned[:, j], label="network")
+        ax.plot(dense, along(found[j]), "--", label="discovered")
+        if spec.true_terms and times is not None:
+            ax.plot(dense, along(spec.true_terms[j]), ":", label="truth")
+        ax.set_title(f"network term {j + 1} along the fitted trajectory", fontsize=9)
+        ax.set_xlabel("t")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "terms.png", dpi=110)
     plt.close(fig)
+    if times is None:
+        return
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for i, name in enumerate(spec.state_names):
@@ -426,11 +527,3 @@ def _plots(out, spec, t, data, ude, net, model, states, times, ref, disc):
     fig.tight_layout()
     fig.savefig(out / "extrapolation.png", dpi=110)
     plt.close(fig)
-
-
-def _network_exprs(model, spec):
-    """The discovered terms alone: the model's right-hand side minus the known physics."""
-    known = discovered_model(spec.ude, spec.state_names, spec.known_p,
-                             [sympy.Integer(0)] * spec.n_network_outputs)
-    diffs = [sympy.simplify(a - b) for a, b in zip(model.exprs, known.exprs)]
-    return [d for d in diffs if d != 0][:spec.n_network_outputs] or diffs

@@ -19,7 +19,8 @@ def test_pipeline_writes_a_report(problem, tmp_path):
     assert len(saved["discovered"]["equations"]) == len(pipeline.PROBLEMS[problem].state_names)
     report = (tmp_path / "report.md").read_text()
     assert "## Discovered model" in report and "oracle" in report
-    assert set(results["extrapolation"]) == {"discovered", "oracle"}
+    assert set(results["extrapolation"]) == {"discovered", "oracle", "window"}
+    assert isinstance(results["recovered"], bool) and "Structure recovered" in report
     pytest.importorskip("matplotlib")
     for png in ("fit.png", "terms.png", "extrapolation.png"):
         assert (tmp_path / png).stat().st_size > 1000
@@ -29,3 +30,33 @@ def test_pipeline_refuses_bad_data(tmp_path):
     with pytest.raises(ValueError, match="strictly increasing"):
         pipeline.run("lotka_volterra", t=[0.0, 2.0, 1.0], data=[[1, 1], [1, 1], [1, 1]],
                      out=tmp_path, progress=False)
+
+
+def test_given_data_are_fitted_without_a_truth(tmp_path):
+    """Data from outside: the problem supplies the known physics; no oracle, no truth."""
+    pytest.importorskip("pysindy")
+    spec = pipeline.PROBLEMS["lotka_volterra"]
+    t, _, data = pipeline.make_data(spec, 0.01, seed=3)
+    results = pipeline.run("lotka_volterra", t=t, data=data, out=tmp_path,
+                           collocation_iters=30, adam_iters=3, lbfgs_iters=0, refit_iters=5,
+                           per_target=2, progress=False, plots=False)
+    assert "oracle" not in results and "recovered" not in results
+    assert "from the given data" in (tmp_path / "report.md").read_text()
+
+
+def test_a_failed_fit_stops_with_a_message_and_the_report_says_so(tmp_path, monkeypatch):
+    def diverging(*args, **kwargs):
+        raise RuntimeError("adam: the loss diverged to inf at iteration 3")
+    monkeypatch.setattr(pipeline, "fit", diverging)
+    with pytest.raises(pipeline.PipelineError, match="the fit stage failed: adam: the loss "
+                                                     "diverged"):
+        pipeline.run("lotka_volterra", out=tmp_path, progress=False)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["failed"]["stage"] == "fit"
+    assert "Failed in the fit stage" in (tmp_path / "report.md").read_text()
+
+
+def test_data_with_the_wrong_number_of_states_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="3 states per observation but the problem "
+                                         "'lotka_volterra' has 2"):
+        pipeline.run("lotka_volterra", t=[0.0, 1.0, 2.0], data=[[1, 1, 1]] * 3, out=tmp_path)

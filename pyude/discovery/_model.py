@@ -3,7 +3,8 @@ coefficients become parameters, and those are refit through the ODE."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import sympy
@@ -25,12 +26,21 @@ class DiscoveredModel:
     p: dict[str, float]
     exprs: list[sympy.Expr]              # the right-hand side, coefficients as symbols
     coefficients: list[str]
+    terms: list[sympy.Expr] = field(default_factory=list)   # what replaced nn1..nnm
+    state_mse: list[float] = field(default_factory=list)    # per state, after `refit`
+
+    def _values(self) -> dict:
+        return {sympy.Symbol(k, real=True): v for k, v in self.p.items()}
+
+    def network_terms(self, digits: int | None = 6) -> list[sympy.Expr]:
+        """The expressions in place of the network's outputs, with the current values."""
+        exprs = [sympy.expand(e.subs(self._values())) for e in self.terms]
+        return exprs if digits is None else [sympy.N(e, digits) for e in exprs]
 
     def equations(self, digits: int | None = 6) -> list[sympy.Expr]:
         """The right-hand side with the current coefficient values, rounded to `digits`
         significant digits for display (None: the exact float values, for comparisons)."""
-        values = {sympy.Symbol(k, real=True): v for k, v in self.p.items()}
-        exprs = [sympy.expand(e.subs(values)) for e in self.exprs]
+        exprs = [sympy.expand(e.subs(self._values())) for e in self.exprs]
         return exprs if digits is None else [sympy.N(e, digits) for e in exprs]
 
 
@@ -72,14 +82,16 @@ def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str
     def f(u, params, t):
         return evaluate(*list(u), *[params[n] for n in names], t)
 
-    return DiscoveredModel(f, {**dict(p), **coefficients}, rhs, list(coefficients))
+    return DiscoveredModel(f, {**dict(p), **coefficients}, rhs, list(coefficients),
+                           [subs[out] for out in traced.nn_outputs[:len(exprs)]])
 
 
 def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = None,
           solver=None, rtol: float = 1e-7, atol: float = 1e-7, iters: int = 50) -> float:
     """Refit the named parameters (default: the discovered coefficients) through the ODE by
-    LBFGS on the mean squared error to `data` at `t`; updates `model.p` and returns the
-    final loss (inf when every trial solve failed)."""
+    LBFGS on the mean squared error to `data` at `t`; updates `model.p` and
+    `model.state_mse` (each state's own mean squared error) and returns the final loss
+    (inf when every trial solve failed)."""
     from ..solvers import Tsit5
 
     t = torch.as_tensor(t, dtype=torch.float64)
@@ -88,19 +100,20 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
     values = {k: torch.tensor(float(v), dtype=torch.float64, requires_grad=k in names)
               for k, v in model.p.items()}
     leaves = [values[k] for k in names]
-    opt = torch.optim.LBFGS(leaves, lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
 
     def loss_fn():
         prob = ODEProblem(model.f, data[0], (float(t[0]), float(t[-1])), Params(values))
         sol = solve(prob, solver or Tsit5(), saveat=t, rtol=rtol, atol=atol, maxiters=20_000)
-        return ((sol.u - data) ** 2).mean()
+        return ((sol.u - data) ** 2).reshape(len(t), -1, data.shape[-1]).mean(dim=(0, 1))
 
     start = {k: float(v) for k, v in model.p.items()}
+    opt = torch.optim.LBFGS(leaves, lr=1.0, max_iter=10, max_eval=15,
+                            line_search_fn="strong_wolfe", tolerance_change=0.0)
 
     def closure():
         opt.zero_grad()
         try:
-            loss = loss_fn()
+            loss = loss_fn().mean()
         except (SolverError, ValueError):
             # a trial point where the model blows up (or leaves the finite numbers): a huge
             # loss with no slope sends the line search back
@@ -111,13 +124,23 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
         return loss
 
     try:
-        opt.step(closure)
+        # in rounds of ten iterations, until a round improves the loss by less than a
+        # millionth of itself (about the solver's own noise at rtol 1e-5)
+        previous = math.inf
+        for _ in range(max(1, math.ceil(iters / 10))):
+            before = float(opt.step(closure))
+            if previous - before < 1e-6 * abs(before):
+                break
+            previous = before
         with torch.no_grad():
-            final = float(loss_fn())
+            per_state = loss_fn()
+        final = float(per_state.mean())
     except (SolverError, ValueError):
         final = float("inf")
     if not all(torch.isfinite(v).item() for v in values.values()) or not final < 1e29:
         model.p.update(start)
+        model.state_mse = []
         return float("inf")
     model.p.update({k: float(v.detach()) for k, v in values.items()})
+    model.state_mse = per_state.tolist()
     return final
