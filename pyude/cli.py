@@ -7,7 +7,34 @@ import sys
 import time
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _discover(args: argparse.Namespace) -> int:
+    from pyude import pipeline
+
+    try:
+        problem = pipeline.load_problem(args.problem)
+        if args.data is not None:
+            t, data, _ = pipeline.load_data(args.data, problem.state_names
+                                            if str(args.data).endswith(".csv") else None)
+            source = f"data from {args.data}"
+        else:
+            t = data = None
+            source = f"simulated data, noise {args.noise:.2%}, seed {args.seed}"
+        print(f"pyude {args.command}: {problem.name}, {source}, native backend\n")
+        results = pipeline.run(problem, t=t, data=data, noise=args.noise, seed=args.seed,
+                               out=args.out, backend=args.regression,
+                               progress=not args.quiet, plots=not args.no_plots)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+        print(f"pyude {args.command}: {err}", file=sys.stderr)
+        return 2
+    except pipeline.PipelineError as err:
+        print(f"pyude {args.command}: {err}", file=sys.stderr)
+        return 1
+    print(pipeline.summary(results))
+    print(f"\nreport: {args.out}/report.md ({results['seconds']:.0f} s)")
+    return 0
+
+
+def _solvers(args: argparse.Namespace) -> int:
     import torch
 
     import pyude
@@ -55,13 +82,47 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discovery_options(parser: argparse.ArgumentParser, data: bool) -> None:
+    if data:
+        parser.add_argument("--problem", default="lotka_volterra",
+                            help="a built-in problem (lotka_volterra, cubic_friction) or "
+                                 "path/to/file.py:NAME for a DiscoveryProblem of your own; it "
+                                 "gives the known physics and the network's outputs")
+        parser.add_argument("--data", default=None,
+                            help="observations: a CSV (header: t, then the problem's state "
+                                 "names) or an NPZ (arrays t and u); default: simulate the "
+                                 "problem with noise")
+    parser.add_argument("--noise", type=float, default=0.05,
+                        help="Gaussian noise as a fraction of each state's mean (default "
+                             "0.05, the UDE paper's setting)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the data and the fit")
+    parser.add_argument("--out", default="pyude-report", help="the report folder")
+    parser.add_argument("--regression", default="sindy", choices=("sindy", "pysr", "operon",
+                                                                   "auto"),
+                        help="symbolic regression of the network's outputs")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyude", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="solve and print a small showcase on the native backend")
-    demo.add_argument("--batch", type=int, default=256, help="trajectories in the batched solve")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo)
+    demo = sub.add_parser(
+        "demo", help="the UDE paper's Lotka-Volterra experiment: noisy data -> UDE fit -> "
+                     "sparse regression -> refit -> extrapolation, on the native backend")
+    _discovery_options(demo, data=False)
+    demo.set_defaults(run=_discover, problem="lotka_volterra", data=None)
+    discover = sub.add_parser(
+        "discover", help="the discovery pipeline on a built-in problem or on your own data "
+                         "(CSV or NPZ), writing a report folder")
+    _discovery_options(discover, data=True)
+    discover.set_defaults(run=_discover)
+    solvers = sub.add_parser("solvers", help="solve and print a small showcase of the "
+                                             "native solvers")
+    solvers.add_argument("--batch", type=int, default=256,
+                         help="trajectories in the batched solve")
+    solvers.add_argument("--seed", type=int, default=0)
+    solvers.set_defaults(run=_solvers)
     doctor = sub.add_parser("doctor", help="report Python, torch, Julia and the optional "
                                            "packages, with what to do about missing ones")
     doctor.set_defaults(run=_doctor)

@@ -32,23 +32,32 @@ from .train import check_data, fit
 
 @dataclass
 class DiscoveryProblem:
-    """A built-in discovery experiment: the true model, the known physics with network
-    terms, and the truth the report compares against."""
+    """A discovery experiment: the known physics with network terms and, for a built-in
+    (simulated) problem, the true model that makes the data and that the report compares
+    against. For your own data only the first five fields are needed.
+
+    Example:
+        def ude(u, p, t, nn):          # the same one model definition as everywhere
+            x, y = u
+            m1, m2 = nn(u)
+            return [p.alpha * x + m1, -p.delta * y + m2]
+        problem = DiscoveryProblem("predator_prey", ude, dict(alpha=1.3, delta=1.8),
+                                   ["x", "y"], n_network_outputs=2)
+    """
 
     name: str
-    truth: Callable                   # f(u, p, t)
-    true_p: dict[str, float]
     ude: Callable                     # f(u, p, t, nn): known physics + nn(u)
     known_p: dict[str, float]
-    u0: list[float]
-    t_end: float
-    dt_save: float
-    t_extrapolate: float
     state_names: list[str]
     n_network_outputs: int
-    true_terms: list[sympy.Expr]      # what the network should turn out to be
-    degree: int = 2
-    extra: dict = field(default_factory=dict)
+    degree: int = 2                   # of the polynomial library for sparse regression
+    truth: Callable | None = None     # f(u, p, t), when the data are simulated
+    true_p: dict[str, float] = field(default_factory=dict)
+    true_terms: list[sympy.Expr] = field(default_factory=list)  # what nn should become
+    u0: list[float] | None = None
+    t_end: float = 0.0
+    dt_save: float = 0.1
+    t_extrapolate: float = 0.0
 
     def truth_as_ude(self, u, p, t, nn_):
         """The true model in the UDE's call signature (no network outputs), for tracing."""
@@ -81,18 +90,50 @@ _X, _Y, _V = sympy.symbols("x y v", real=True)
 
 PROBLEMS = {
     "lotka_volterra": DiscoveryProblem(
-        "lotka_volterra", _lv_truth, dict(alpha=1.3, beta=0.9, gamma=0.8, delta=1.8),
-        _lv_ude, dict(alpha=1.3, delta=1.8), [0.44249296, 4.6280594], 3.0, 0.1, 20.0,
-        ["x", "y"], 2, [-0.9 * _X * _Y, 0.8 * _X * _Y]),
+        "lotka_volterra", _lv_ude, dict(alpha=1.3, delta=1.8), ["x", "y"], 2,
+        truth=_lv_truth, true_p=dict(alpha=1.3, beta=0.9, gamma=0.8, delta=1.8),
+        true_terms=[-0.9 * _X * _Y, 0.8 * _X * _Y], u0=[0.44249296, 4.6280594], t_end=3.0,
+        t_extrapolate=20.0),
     "cubic_friction": DiscoveryProblem(
-        "cubic_friction", _oscillator_truth, dict(k=1.0, c=0.3), _oscillator_ude, dict(k=1.0),
-        [2.0, 0.0], 10.0, 0.1, 30.0, ["x", "v"], 1, [-0.3 * _V**3], degree=3),
+        "cubic_friction", _oscillator_ude, dict(k=1.0), ["x", "v"], 1, degree=3,
+        truth=_oscillator_truth, true_p=dict(k=1.0, c=0.3), true_terms=[-0.3 * _V**3],
+        u0=[2.0, 0.0], t_end=10.0, t_extrapolate=30.0),
 }
+
+
+def load_problem(name: str | DiscoveryProblem) -> DiscoveryProblem:
+    """A built-in problem by name, or `path/to/file.py:NAME` for a `DiscoveryProblem`
+    defined in your own file."""
+    if isinstance(name, DiscoveryProblem):
+        return name
+    if name in PROBLEMS:
+        return PROBLEMS[name]
+    if ":" not in name:
+        raise ValueError(f"unknown problem {name!r}; built-in problems: "
+                         f"{', '.join(PROBLEMS)}; or give path/to/file.py:NAME for a "
+                         f"DiscoveryProblem of your own")
+    import importlib.util
+    path, attr = name.rsplit(":", 1)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no Python file at {path} (from the problem {name!r})")
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    problem = getattr(module, attr, None)
+    if not isinstance(problem, DiscoveryProblem):
+        raise TypeError(f"{path} has no DiscoveryProblem named {attr!r} (found "
+                        f"{type(problem).__name__}); define one with "
+                        f"pyude.pipeline.DiscoveryProblem(name, ude, known_p, state_names, "
+                        f"n_network_outputs)")
+    return problem
 
 
 def make_data(problem: DiscoveryProblem, noise: float, seed: int):
     """Observations every dt_save on [0, t_end] with Gaussian noise of `noise` times each
     state's mean absolute value."""
+    if problem.truth is None:
+        raise ValueError(f"the problem {problem.name!r} has no true model to simulate data "
+                         f"from; give the observations (t and data)")
     t = torch.arange(0.0, problem.t_end + 1e-9, problem.dt_save, dtype=torch.float64)
     prob = ODEProblem(problem.truth, problem.u0, (0.0, problem.t_end), problem.true_p)
     truth = solve(prob, Vern7(), saveat=t, rtol=1e-12, atol=1e-12).u
@@ -254,6 +295,68 @@ def _extrapolate(problem, f, p, t_end):
     return times, sol
 
 
+def load_data(path: str | Path, state_names: list[str] | None = None):
+    """Observations from a file: a CSV with a header row (a time column named `t` or
+    `time`, then one column per state) or an NPZ with arrays `t` and `u` (shape
+    (len(t), n)). With `state_names` given, CSV columns are taken by those names.
+    Returns (t, data, names)."""
+    import numpy as np
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no data file at {path}")
+    if path.suffix.lower() == ".npz":
+        with np.load(path) as arrays:
+            missing = [k for k in ("t", "u") if k not in arrays]
+            if missing:
+                raise ValueError(f"{path} lacks the array(s) {missing}; an NPZ needs `t` "
+                                 f"(times) and `u` (states, shape (len(t), n)); it has "
+                                 f"{sorted(arrays)}")
+            t, u = arrays["t"], arrays["u"]
+        u = u.reshape(len(u), -1) if u.ndim == 1 else u
+        names = state_names or [f"u{i + 1}" for i in range(u.shape[-1])]
+        return t, u, names
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"cannot read {path.name}: give a .csv (header row: t, states...) "
+                         f"or an .npz (arrays t and u)")
+    table = np.genfromtxt(path, delimiter=",", names=True, dtype=np.float64,
+                          deletechars="", encoding="utf-8")
+    columns = list(table.dtype.names or [])
+    time = next((c for c in columns if c.strip().lower() in ("t", "time")), None)
+    if time is None:
+        raise ValueError(f"{path} has no time column: its header must name one `t` or "
+                         f"`time`; it has {columns}")
+    others = [c for c in columns if c != time]
+    if state_names is not None:
+        missing = [n for n in state_names if n not in others]
+        if missing:
+            raise ValueError(f"{path} has no column for the state(s) {missing}; its columns "
+                             f"are {columns}")
+        others = list(state_names)
+    t = table[time].reshape(-1)
+    u = np.stack([table[c].reshape(-1) for c in others], axis=-1)
+    return t, u, others
+
+
+def summary(results: dict) -> str:
+    """A few lines for the terminal: the discovered equations and how they compare."""
+    names = results.get("state_names") or [f"u{i + 1}" for i in
+                                            range(len(results["discovered"]["equations"]))]
+    lines = [f"d{n}/dt = {eq}" for n, eq in zip(names, results["discovered"]["equations"])]
+    if "recovered" in results:
+        lines.append(f"structure recovered: {'yes' if results['recovered'] else 'no'}")
+    if "oracle" in results:
+        coef = ", ".join(f"{v:.4g}" for v in results["discovered"]["coefficients"].values())
+        best = ", ".join(f"{v:.4g}" for v in results["oracle"]["coefficients"].values())
+        lines.append(f"coefficients {coef} (oracle refit of the true form: {best}; truth: "
+                     f"{', '.join(results['truth'])})")
+    extra = results.get("extrapolation")
+    if extra:
+        a, b = extra["window"]
+        lines.append(f"relative L2 error on t in [{a:g}, {b:g}]: {_fmt(extra['discovered'])} "
+                     f"(oracle {_fmt(extra['oracle'])})")
+    return "\n".join(lines)
+
+
 class PipelineError(RuntimeError):
     """A stage of the pipeline failed; the report folder says which and why."""
 
@@ -270,7 +373,8 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
     Raises ValueError for bad data before any work, and `PipelineError` when a stage fails
     (the UDE fit diverges, no structure can be refit); `report.md` and `results.json` then
     say which stage failed and why."""
-    spec = PROBLEMS[problem] if isinstance(problem, str) else problem
+    spec = load_problem(problem)
+    _check_requirements(backend)
     started = time.perf_counter()
     if data is None:
         t, truth, data = make_data(spec, noise, seed)
@@ -284,7 +388,8 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    header = dict(problem=spec.name, noise=noise if truth is not None else None, seed=seed,
+    header = dict(problem=spec.name, state_names=list(spec.state_names),
+                  noise=noise if truth is not None else None, seed=seed,
                   backend="native", discovery=backend, versions=_versions(), timings=timings)
     stage = "fit"
     try:
@@ -341,6 +446,24 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "report.md").write_text(_report(results, plots))
     return results
+
+
+def _check_requirements(backend: str) -> None:
+    """Refuse before any work when a package the run will need is missing."""
+    import importlib.util
+
+    from .discovery import BACKENDS
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown symbolic-regression backend {backend!r}; choose one of "
+                         f"{', '.join(BACKENDS)}")
+    needs = {"pysindy": "pyude[discovery]", "scipy": "pyude[discovery]"}
+    needs.update({"pysr": {"pysr": "pyude[pysr]"}, "operon": {"pyoperon": "pyude[operon]"}}
+                 .get(backend, {}))
+    missing = {m: extra for m, extra in needs.items() if importlib.util.find_spec(m) is None}
+    if missing:
+        raise ImportError(f"the discovery pipeline needs {', '.join(missing)} (smoothing, the "
+                          f"candidate library and the {backend} regression): pip install "
+                          + " ".join(f"'{e}'" for e in sorted(set(missing.values()))))
 
 
 def _fit_ude(spec, t, data, seed, progress, collocation_iters, adam_iters, adam_lr,
