@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ALGORITHMS = ["DirectAdjoint()", "DirectAdjoint(checkpointing=True)",
-              "InterpolatingAdjoint()", "QuadratureAdjoint()"]
+              "InterpolatingAdjoint()", "QuadratureAdjoint()", "GaussAdjoint()"]
 STEPS = [100, 200, 400, 800]
 
 CHILD = """

@@ -27,6 +27,7 @@ from ._solve import solve as solve
 from .sensitivity import BacksolveAdjoint as BacksolveAdjoint
 from .sensitivity import DirectAdjoint as DirectAdjoint
 from .sensitivity import InterpolatingAdjoint as InterpolatingAdjoint
+from .sensitivity import GaussAdjoint as GaussAdjoint
 from .sensitivity import QuadratureAdjoint as QuadratureAdjoint
 from .controllers import PIController as PIController
 from .solvers import BS3 as BS3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -46,6 +47,8 @@ class LoopOptions:
     adaptive: bool
     dense: bool
     controller: PIController = field(default_factory=PIController)
+    # called with every accepted step's record (GaussAdjoint integrates on the fly)
+    on_step: Callable[[StepRecord], None] | None = None
 
     @property
     def tdir(self) -> float:
@@ -174,6 +177,8 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
             rec.cache["method"] = trial.method
             methods.append(trial.method)
         saver.step(rec, t_new)
+        if o.on_step is not None:
+            o.on_step(rec)
         if steps is not None:
             steps.append(rec)
         if o.adaptive:

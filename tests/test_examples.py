@@ -30,7 +30,7 @@ def test_lotka_volterra_example_writes_its_plot(tmp_path):
     assert result.returncode == 0 and (tmp_path / "lv.png").stat().st_size > 1000
 
 
-def test_pyude_demo_command(tmp_path):
-    result = _run(["-m", "pyude.cli", "demo", "--batch", "8"], tmp_path)
+def test_pyude_solvers_command(tmp_path):
+    result = _run(["-m", "pyude.cli", "solvers", "--batch", "8"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Tsit5()" in result.stdout and "d/dalpha" in result.stdout

@@ -128,7 +128,7 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
         # millionth of itself (about the solver's own noise at rtol 1e-5)
         previous = math.inf
         for _ in range(max(1, math.ceil(iters / 10))):
-            before = float(opt.step(closure))
+            before = float(opt.step(closure).detach())
             if previous - before < 1e-6 * abs(before):
                 break
             previous = before

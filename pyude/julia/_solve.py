@@ -17,7 +17,8 @@ from ._runtime import init
 # pyude's sensitivity algorithms -> SciMLSensitivity's; backpropagation through the steps has
 # no Julia counterpart here, so it maps to SciML's recommended GaussAdjoint.
 SENSEALG = {"DirectAdjoint": "GaussAdjoint", "InterpolatingAdjoint": "InterpolatingAdjoint",
-            "QuadratureAdjoint": "QuadratureAdjoint", "BacksolveAdjoint": "BacksolveAdjoint"}
+            "QuadratureAdjoint": "QuadratureAdjoint", "GaussAdjoint": "GaussAdjoint",
+            "BacksolveAdjoint": "BacksolveAdjoint"}
 
 
 def julia_algorithm_name(solver) -> str:

@@ -1,4 +1,5 @@
-"""The continuous adjoints: InterpolatingAdjoint, QuadratureAdjoint and BacksolveAdjoint."""
+"""The continuous adjoints: InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint and
+BacksolveAdjoint."""
 
 from __future__ import annotations
 
@@ -56,13 +57,50 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
             yield ts[0], fwd.opts.t0, None
 
     def _solve_back(self, f, y0: Tensor, t_from: float, t_to: float, fwd: _Forward, solver,
-                    dense: bool = False) -> Solution:
-        from .._solve import solve
+                    dense: bool = False, on_step=None) -> Solution:
+        from .._errors import SolverError
+        from .._solve import _loop_options, _to_solution
         o = fwd.opts
         f.stackable = False   # adjoint systems read the forward solution at their own shapes
-        return solve(ODEProblem(f, y0, (t_from, t_to)), solver, rtol=o.rtol, atol=o.atol,
-                     maxiters=o.maxiters, saveat=None if dense else [t_to], dense=dense,
-                     dt=o.dt, adaptive=o.adaptive)
+        problem = ODEProblem(f, y0, (t_from, t_to))
+        opts = _loop_options(problem, solver, None if dense else [t_to], o.dt, o.rtol, o.atol,
+                             None, None, o.maxiters, None, o.adaptive, dense, None)
+        opts.on_step = on_step
+        rhs = RHS(f, None)
+        result = integrate(rhs, solver, y0, rhs.first_call(t_from, y0), opts)
+        sol = _to_solution(result, y0, solver, opts.tdir)
+        if not sol.success:
+            raise SolverError(f"the adjoint solve with {solver!r} failed: {sol.retcode}: "
+                              f"{sol.message}", sol)
+        return sol
+
+    def _quadrature(self, fwd: _Forward, mu: list[Tensor], solver):
+        """An `on_step` hook adding int a^T df/dtheta dt over each adjoint step to `mu`, by
+        five-point Gauss-Legendre on the step's own dense output."""
+        spec, f, p_tensors = _interp_fields(fwd)
+
+        def add(rec) -> None:
+            for node, weight in zip(_GAUSS_NODES, _GAUSS_WEIGHTS):
+                theta_k = 0.5 * (node + 1)
+                t = rec.t0 + theta_k * rec.dt
+                a_k = solver.interpolate(rec, theta_k)
+                _, gp = vjp(f, spec, p_tensors, t, fwd.sol._near(t), a_k, True)
+                for m, g in zip(mu, gp):
+                    if g is not None:
+                        m += (0.5 * weight * abs(rec.dt)) * g
+        return add
+
+    def _adjoint_field(self, fwd: _Forward):
+        """a' = -(df/du)^T a along the interpolated forward solution (the vjp of the
+        problem's own right-hand side, batched like the states)."""
+        spec, f, p_tensors = _interp_fields(fwd)
+        rhs = RHS(f, spec.rebuild(p_tensors))
+
+        def adjoint(aa, _p, t):
+            x = aa.movedim(0, -1)
+            _, pull = torch.func.vjp(lambda v: rhs(t, v), fwd.sol._near(t).detach())
+            return (-pull(x)[0]).movedim(-1, 0)
+        return adjoint
 
 
 def _solve_without_graph(problem: ODEProblem, solver: Any, opts: LoopOptions,
@@ -139,37 +177,51 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
 @dataclass(frozen=True, repr=False)
 class QuadratureAdjoint(AbstractContinuousAdjoint):
     """Continuous adjoint solving only a (batched, with the problem's own method; a stiff one
-    takes the adjoint's Jacobian by finite differences), then dL/dtheta = int a^T df/dtheta dt
-    by five-point Gauss-Legendre quadrature on every step of the adjoint solution.
+    takes the adjoint's Jacobian by finite differences) and storing its dense solution, then
+    dL/dtheta = int a^T df/dtheta dt by five-point Gauss-Legendre quadrature on every step
+    of that stored solution. Memory: the forward and the adjoint steps of one interval
+    between saved times.
 
     Julia: `QuadratureAdjoint()`.
     """
 
     def backward(self, fwd, grad_us):
-        spec, f, p_tensors = _interp_fields(fwd)
-        theta = spec.all
-        rhs = RHS(f, spec.rebuild(p_tensors))
+        theta = fwd.spec.all
         mu = [torch.zeros_like(x) for x in theta]
+        solver = adjoint_solver(fwd.solver)
+        integrand = self._quadrature(fwd, mu, solver)
         a = grad_us[-1].clone()
         for t_from, t_to, idx in self._segments(fwd):
-
-            def adjoint(aa, _p, t):
-                x = aa.movedim(0, -1)
-                _, pull = torch.func.vjp(lambda v: rhs(t, v), fwd.sol._near(t).detach())
-                return (-pull(x)[0]).movedim(-1, 0)
-
-            sol_a = self._solve_back(adjoint, a, t_from, t_to, fwd, adjoint_solver(fwd.solver),
+            sol_a = self._solve_back(self._adjoint_field(fwd), a, t_from, t_to, fwd, solver,
                                      dense=True)
             for rec in sol_a._steps:
-                for node, weight in zip(_GAUSS_NODES, _GAUSS_WEIGHTS):
-                    theta_k = 0.5 * (node + 1)
-                    t = rec.t0 + theta_k * rec.dt
-                    a_k = sol_a.solver.interpolate(rec, theta_k)
-                    _, gp = vjp(f, spec, p_tensors, t, fwd.sol._near(t), a_k, True)
-                    for m, g in zip(mu, gp):
-                        if g is not None:
-                            m += (0.5 * weight * abs(rec.dt)) * g
+                integrand(rec)
             a = sol_a.u[-1]
+            if idx is not None:
+                a = a + grad_us[idx]
+        return a, mu
+
+
+@dataclass(frozen=True, repr=False)
+class GaussAdjoint(AbstractContinuousAdjoint):
+    """Continuous adjoint like `QuadratureAdjoint`, but the parameter integral is added up
+    step by step while the adjoint is solved (five-point Gauss-Legendre on each accepted
+    step's dense output), so the adjoint solution is never stored: memory is the forward
+    steps alone, and the parameters never enlarge the adjoint system (which is what makes
+    it faster than `InterpolatingAdjoint` for networks with many weights).
+
+    Julia: `GaussAdjoint()`.
+    """
+
+    def backward(self, fwd, grad_us):
+        theta = fwd.spec.all
+        mu = [torch.zeros_like(x) for x in theta]
+        solver = adjoint_solver(fwd.solver)
+        integrand = self._quadrature(fwd, mu, solver)
+        a = grad_us[-1].clone()
+        for t_from, t_to, idx in self._segments(fwd):
+            a = self._solve_back(self._adjoint_field(fwd), a, t_from, t_to, fwd, solver,
+                                 on_step=integrand).u[-1]
             if idx is not None:
                 a = a + grad_us[idx]
         return a, mu

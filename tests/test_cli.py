@@ -1,0 +1,109 @@
+"""`pyude demo` and `pyude discover`: arguments, data files, and their errors."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from pyude import cli, pipeline
+
+
+@pytest.fixture
+def quick_pipeline(monkeypatch):
+    """The real pipeline on short schedules (the full ones are the benchmark's)."""
+    monkeypatch.setattr(pipeline, "run", functools.partial(
+        pipeline.run, collocation_iters=30, adam_iters=3, lbfgs_iters=0, refit_iters=5,
+        per_target=2))
+
+
+def _write_csv(path, t, u, header="t,x,y"):
+    rows = np.column_stack([t, u])
+    np.savetxt(path, rows, delimiter=",", header=header, comments="")
+
+
+def test_demo_prints_the_discovered_equations(quick_pipeline, tmp_path, capsys):
+    pytest.importorskip("pysindy")
+    code = cli.main(["demo", "--noise", "0.01", "--seed", "1", "--out", str(tmp_path),
+                     "--no-plots", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "lotka_volterra, simulated data, noise 1.00%, seed 1" in out
+    assert "dx/dt = " in out and "dy/dt = " in out and "structure recovered:" in out
+    assert f"report: {tmp_path}/report.md" in out and (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_discover_reads_a_data_file(quick_pipeline, suffix, tmp_path, capsys):
+    pytest.importorskip("pysindy")
+    t, _, data = pipeline.make_data(pipeline.PROBLEMS["lotka_volterra"], 0.01, seed=2)
+    path = tmp_path / f"obs{suffix}"
+    if suffix == ".csv":
+        _write_csv(path, t.numpy(), data.numpy())
+    else:
+        np.savez(path, t=t.numpy(), u=data.numpy())
+    code = cli.main(["discover", "--data", str(path), "--out", str(tmp_path / "r"),
+                     "--no-plots", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"data from {path}" in out and "dx/dt = " in out
+
+
+@pytest.mark.parametrize("write,match", [
+    (lambda p: _write_csv(p, [0, 1, 2], [[1, 1]] * 3, header="time,x,z"),
+     r"no column for the state\(s\) \['y'\]"),
+    (lambda p: _write_csv(p, [0, 1, 2], [[1, 1]] * 3, header="s,x,y"),
+     "no time column: its header must name one `t` or `time`"),
+    (lambda p: _write_csv(p, [0, 2, 1], [[1, 1]] * 3), "strictly increasing"),
+    (lambda p: _write_csv(p, [0, 1, 2], [[1, np.nan]] * 3), "data contains NaN"),
+    (lambda p: _write_csv(p, [0, 1], [[1, 1]] * 2), "at least 3 observation times"),
+], ids=["missing-state", "no-time", "unsorted", "nan", "too-few"])
+def test_bad_data_files_are_refused_before_any_work(write, match, tmp_path, capsys):
+    pytest.importorskip("pysindy")
+    path = tmp_path / "obs.csv"
+    write(path)
+    assert cli.main(["discover", "--data", str(path), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyude discover: ")
+    assert __import__("re").search(match, err), err
+
+
+def test_npz_without_the_arrays_is_refused(tmp_path):
+    np.savez(tmp_path / "obs.npz", times=np.arange(3.0))
+    with pytest.raises(ValueError, match=r"lacks the array\(s\) \['t', 'u'\]"):
+        pipeline.load_data(tmp_path / "obs.npz")
+
+
+def test_other_file_types_are_refused(tmp_path):
+    (tmp_path / "obs.txt").write_text("1 2 3")
+    with pytest.raises(ValueError, match="give a .csv .* or an .npz"):
+        pipeline.load_data(tmp_path / "obs.txt")
+
+
+def test_problem_from_a_file_of_your_own(tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "from pyude.pipeline import DiscoveryProblem\n"
+        "def ude(u, p, t, nn):\n"
+        "    x, y = u\n"
+        "    m1, m2 = nn(u)\n"
+        "    return [p.a * x + m1, -p.b * y + m2]\n"
+        "PROBLEM = DiscoveryProblem('mine', ude, dict(a=1.0, b=2.0), ['x', 'y'], 2)\n"
+        "OTHER = 3\n")
+    assert pipeline.load_problem(f"{tmp_path}/mine.py:PROBLEM").name == "mine"
+    with pytest.raises(TypeError, match="has no DiscoveryProblem named 'OTHER' \\(found int\\)"):
+        pipeline.load_problem(f"{tmp_path}/mine.py:OTHER")
+    with pytest.raises(FileNotFoundError, match="no Python file at"):
+        pipeline.load_problem(f"{tmp_path}/nope.py:PROBLEM")
+    with pytest.raises(ValueError, match="unknown problem 'nope'; built-in problems: "
+                                         "lotka_volterra, cubic_friction"):
+        pipeline.load_problem("nope")
+
+
+def test_a_problem_without_a_truth_needs_data(tmp_path):
+    spec = pipeline.DiscoveryProblem("mine", lambda u, p, t, nn: nn(u), {}, ["x"], 1)
+    with pytest.raises(ValueError, match="no true model to simulate data from; give the "
+                                         "observations"):
+        pipeline.run(spec, out=tmp_path)
+
+
+def test_unknown_regression_backend_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown symbolic-regression backend 'gp'"):
+        pipeline.run("lotka_volterra", backend="gp", out=tmp_path)
