@@ -3,6 +3,8 @@ structure-recovery study is a benchmark, not a unit test)."""
 
 import json
 
+import numpy as np
+
 import pytest
 
 from pyude import pipeline
@@ -60,3 +62,21 @@ def test_data_with_the_wrong_number_of_states_are_refused(tmp_path):
     with pytest.raises(ValueError, match="3 states per observation but the problem "
                                          "'lotka_volterra' has 2"):
         pipeline.run("lotka_volterra", t=[0.0, 1.0, 2.0], data=[[1, 1, 1]] * 3, out=tmp_path)
+
+
+def test_shortlist_sets_aside_the_terms_of_the_known_physics():
+    """nn1 enters dx/dt beside alpha*x, nn2 enters dy/dt beside -delta*y: candidates with
+    c*x (for nn1) or c*y (for nn2) would only re-estimate alpha or delta."""
+    pytest.importorskip("pysindy")
+    from pyude.discovery import discover
+    spec = pipeline.PROBLEMS["lotka_volterra"]
+    t, truth, data = pipeline.make_data(spec, 0.01, seed=0)
+    X = truth.numpy()
+    x, y = X.T
+    Y = np.stack([-0.9 * x * y + 0.2 * x, 0.8 * x * y - 0.1 * y], axis=1)
+    found = discover(X, Y, names=["x", "y"], backend="sindy", degree=2)
+    short = pipeline.shortlist(found, X, Y, spec, t, data)
+    for target, known in (("nn1", "x"), ("nn2", "y")):
+        term_sets = [{str(k) for k in eq.expr.as_coefficients_dict()} for eq in short[target]]
+        assert term_sets and all(known not in terms for terms in term_sets)
+        assert {"x*y"} in term_sets
