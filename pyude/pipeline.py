@@ -153,14 +153,17 @@ def make_network(n_in: int, n_out: int, seed: int) -> nn.Module:
 
 
 def _stays_bounded(problem, model, t, data, horizon: float = 3.0) -> bool:
-    """A plausible model integrates for `horizon` times the observed span and stays within
-    ten times the observed range: a structure that blows up just past the data is rejected
-    (this looks only at the model, never at data beyond the training window)."""
-    t_end = float(t[0]) + horizon * float(t[-1] - t[0])
-    prob = ODEProblem(model.f, data[0], (float(t[0]), t_end), model.p)
+    """A plausible model integrates over `horizon` times the observed span, or up to the
+    problem's extrapolation horizon when that is further (the model is meant to be used
+    there), and stays within ten times the observed range all along: a structure that
+    blows up past the data is rejected. This looks only at the model, never at data beyond
+    the training window."""
+    t0 = float(t[0])
+    t_end = max(t0 + horizon * float(t[-1] - t0), problem.t_extrapolate)
+    prob = ODEProblem(model.f, data[0], (t0, t_end), model.p)
     with torch.no_grad():
-        sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-6, saveat=[t_end], throw=False,
-                    maxiters=20_000)
+        sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-6, throw=False, maxiters=20_000,
+                    saveat=torch.linspace(t0, t_end, 201, dtype=torch.float64))
     return sol.success and float(sol.u.abs().max()) < 10 * float(data.abs().max())
 
 
@@ -321,7 +324,8 @@ def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 def _extrapolate(problem, f, p, t_end):
     times = torch.linspace(0.0, t_end, 401, dtype=torch.float64)
     prob = ODEProblem(f, problem.u0, (0.0, t_end), p)
-    sol = solve(prob, Vern7(), saveat=times, rtol=1e-9, atol=1e-9, throw=False)
+    sol = solve(prob, Vern7(), saveat=times, rtol=1e-9, atol=1e-9, throw=False,
+                maxiters=20_000)
     return times, sol
 
 
