@@ -321,9 +321,11 @@ def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
-def _extrapolate(problem, f, p, t_end):
+def _extrapolate(u0, f, p, t_end):
+    """The model's prediction from its own initial state (the truth's from the true one;
+    a refit model's from the state it estimated, as a user would predict)."""
     times = torch.linspace(0.0, t_end, 401, dtype=torch.float64)
-    prob = ODEProblem(f, problem.u0, (0.0, t_end), p)
+    prob = ODEProblem(f, u0, (0.0, t_end), p)
     sol = solve(prob, Vern7(), saveat=times, rtol=1e-9, atol=1e-9, throw=False,
                 maxiters=20_000)
     return times, sol
@@ -445,12 +447,12 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
         stage, mark = "refit", time.perf_counter()
         short = shortlist(found, states.numpy(), outputs.numpy(), spec, t, data, per_target)
         model, _, trials = select_structure(spec, short, t, data, refit_iters)
-        loss = refit(model, t, data, iters=refit_iters)
+        loss = refit(model, t, data, iters=refit_iters, fit_u0=True)
         oracle = oracle_loss = None
         if spec.true_terms and truth is not None:
             oracle = discovered_model(spec.ude, spec.state_names, spec.known_p,
                                       spec.true_terms)
-            oracle_loss = refit(oracle, t, data, iters=refit_iters)
+            oracle_loss = refit(oracle, t, data, iters=refit_iters, fit_u0=True)
         timings[stage] = time.perf_counter() - mark
     except (RuntimeError, SolverError) as err:
         header.update(failed=dict(stage=stage, message=str(err)),
@@ -463,9 +465,9 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
                                     trials)}
     if truth is not None:
         results["recovered"] = structure_recovered(spec, model)
-        times, ref = _extrapolate(spec, spec.truth, spec.true_p, spec.t_extrapolate)
-        _, disc = _extrapolate(spec, model.f, model.p, spec.t_extrapolate)
-        _, orc = _extrapolate(spec, oracle.f, oracle.p, spec.t_extrapolate)
+        times, ref = _extrapolate(spec.u0, spec.truth, spec.true_p, spec.t_extrapolate)
+        _, disc = _extrapolate(model.u0, model.f, model.p, spec.t_extrapolate)
+        _, orc = _extrapolate(oracle.u0, oracle.f, oracle.p, spec.t_extrapolate)
         window = times > spec.t_end
         for key, sol in (("discovered", disc), ("oracle", orc)):
             ok = sol.success and len(sol) == len(times)
@@ -558,7 +560,8 @@ def _results(spec, fitted, found, model, loss, oracle, oracle_loss, trials) -> d
                         latex=[sympy.latex(e) for e in equations],
                         network_terms=[str(e) for e in model.network_terms()],
                         terms=[_coefficient_terms(e) for e in model.equations(None)], loss=loss,
-                        coefficients={k: model.p[k] for k in model.coefficients}),
+                        coefficients={k: model.p[k] for k in model.coefficients},
+                        u0=model.u0.tolist()),
         structures_tried=[dict(bic=b, loss=lo, equations=[str(e) for e in eqs])
                           for b, lo, eqs in trials[:10]],
         extrapolation={},
@@ -567,7 +570,8 @@ def _results(spec, fitted, found, model, loss, oracle, oracle_loss, trials) -> d
         out["oracle"] = dict(equations=[str(e) for e in oracle.equations()],
                              network_terms=[str(e) for e in oracle.network_terms()],
                              loss=oracle_loss,
-                             coefficients={k: oracle.p[k] for k in oracle.coefficients})
+                             coefficients={k: oracle.p[k] for k in oracle.coefficients},
+                             u0=oracle.u0.tolist())
         out["truth"] = [str(e) for e in spec.true_terms]
     return out
 

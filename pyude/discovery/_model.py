@@ -28,6 +28,7 @@ class DiscoveredModel:
     coefficients: list[str]
     terms: list[sympy.Expr] = field(default_factory=list)   # what replaced nn1..nnm
     state_mse: list[float] = field(default_factory=list)    # per state, after `refit`
+    u0: torch.Tensor | None = None      # the initial state of the last refit
 
     def _values(self) -> dict:
         return {sympy.Symbol(k, real=True): v for k, v in self.p.items()}
@@ -87,11 +88,14 @@ def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str
 
 
 def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = None,
-          solver=None, rtol: float = 1e-7, atol: float = 1e-7, iters: int = 50) -> float:
+          solver=None, rtol: float = 1e-7, atol: float = 1e-7, iters: int = 50,
+          fit_u0: bool = False) -> float:
     """Refit the named parameters (default: the discovered coefficients) through the ODE by
     LBFGS on the mean squared error to `data` at `t`; updates `model.p` and
     `model.state_mse` (each state's own mean squared error) and returns the final loss
-    (inf when every trial solve failed)."""
+    (inf when every trial solve failed). The initial state is the first observation, or
+    with `fit_u0` a parameter too, started there (the first observation is as noisy as the
+    rest); `model.u0` keeps it."""
     from ..solvers import Tsit5
 
     t = torch.as_tensor(t, dtype=torch.float64)
@@ -99,10 +103,11 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
     names = list(model.coefficients if trainable is None else trainable)
     values = {k: torch.tensor(float(v), dtype=torch.float64, requires_grad=k in names)
               for k, v in model.p.items()}
-    leaves = [values[k] for k in names]
+    u0 = data[0].clone().requires_grad_(fit_u0)
+    leaves = [values[k] for k in names] + ([u0] if fit_u0 else [])
 
     def loss_fn():
-        prob = ODEProblem(model.f, data[0], (float(t[0]), float(t[-1])), Params(values))
+        prob = ODEProblem(model.f, u0, (float(t[0]), float(t[-1])), Params(values))
         sol = solve(prob, solver or Tsit5(), saveat=t, rtol=rtol, atol=atol, maxiters=20_000)
         return ((sol.u - data) ** 2).reshape(len(t), -1, data.shape[-1]).mean(dim=(0, 1))
 
@@ -137,10 +142,12 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
         final = float(per_state.mean())
     except (SolverError, ValueError):
         final = float("inf")
-    if not all(torch.isfinite(v).item() for v in values.values()) or not final < 1e29:
+    if not all(bool(torch.isfinite(v).all()) for v in [*values.values(), u0]) \
+            or not final < 1e29:
         model.p.update(start)
         model.state_mse = []
         return float("inf")
     model.p.update({k: float(v.detach()) for k, v in values.items()})
     model.state_mse = per_state.tolist()
+    model.u0 = u0.detach()
     return final
