@@ -573,6 +573,7 @@ def _results(spec, fitted, found, model, loss, oracle, oracle_loss, trials) -> d
                              coefficients={k: oracle.p[k] for k in oracle.coefficients},
                              u0=oracle.u0.tolist())
         out["truth"] = [str(e) for e in spec.true_terms]
+        out["true_u0"] = list(spec.u0)
     return out
 
 
@@ -589,7 +590,9 @@ def _report(r: dict, with_plots: bool) -> str:
         lines += [f"**Structure recovered: {'yes' if r['recovered'] else 'no'}** (exactly the "
                   f"true model's terms, the known physics untouched).", ""]
     lines += ["## Discovered model", ""]
-    lines += [f"$$\\dot u_{i + 1} = {eq}$$" for i, eq in enumerate(r["discovered"]["latex"])]
+    names = r.get("state_names") or [f"u_{i + 1}" for i in range(len(r["discovered"]["latex"]))]
+    lines += [f"$$\\dot {sympy.latex(sympy.Symbol(n))} = {eq}$$"
+              for n, eq in zip(names, r["discovered"]["latex"])]
     oracle = r.get("oracle")
     head = ["", "discovered, refit"] + (["oracle: the true form refit to the same data",
                                          "truth"] if oracle else [])
@@ -599,10 +602,12 @@ def _report(r: dict, with_plots: bool) -> str:
         if oracle:
             row += [f"${_latex(oracle['network_terms'][j])}$", f"${_latex(r['truth'][j])}$"]
         lines.append("| " + " | ".join(row) + " |")
-    row = ["data MSE", f"{r['discovered']['loss']:.4g}"]
+    rows = [["data MSE", f"{r['discovered']['loss']:.4g}"],
+            ["initial state (estimated)", _vector(r["discovered"]["u0"])]]
     if oracle:
-        row += [f"{oracle['loss']:.4g}", ""]
-    lines.append("| " + " | ".join(row) + " |")
+        rows[0] += [f"{oracle['loss']:.4g}", ""]
+        rows[1] += [_vector(oracle["u0"]), _vector(r["true_u0"])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     extra = r["extrapolation"]
     if extra:
         a, b = extra["window"]
@@ -614,7 +619,10 @@ def _report(r: dict, with_plots: bool) -> str:
               + (f"; {fit['stopped']}" if fit["stopped"] else "") + ".",
               "", "Sparse regression on the network's outputs: "
               + "; ".join(f"{k} = {v}" for k, v in r["network_regression"].items()) + ".",
-              "", "## Structures tried (BIC of the refit through the ODE, best first)", ""]
+              "", "## Structures tried (best first)", "",
+              "BIC of the screening refits through the ODE (rtol 1e-5, the initial state "
+              "held at the first observation); the chosen one is then refit with its "
+              "initial state.", ""]
     lines += [f"- BIC {c['bic']:.1f}, MSE {c['loss']:.4g}: {', '.join(c['equations'])}"
               for c in r["structures_tried"]]
     if with_plots:
@@ -623,6 +631,10 @@ def _report(r: dict, with_plots: bool) -> str:
             lines += ["", "![extrapolation](extrapolation.png)"]
     lines += ["", f"Versions: {r['versions']}", ""]
     return "\n".join(lines)
+
+
+def _vector(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
 def _latex(expr: str) -> str:
