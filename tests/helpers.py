@@ -56,6 +56,15 @@ STIFF = ROSENBROCK + ESDIRK
 # Newton error stays far below the truncation error being measured.
 FIXED_STEP_NEWTON = dict(rtol=1e-13, atol=1e-13)
 ADAPTIVE = [e for e in SOLVERS if e.solver.adaptive]
+
+
+def slow_for(items, slow_reprs):
+    """The items as pytest params, those whose repr is in `slow_reprs` marked `slow`: the
+    default run keeps one of each family where the rest repeats it at many times the cost
+    (`-m slow` runs them)."""
+    import pytest
+    return [pytest.param(x, marks=pytest.mark.slow) if repr(getattr(x, "solver", x))
+            in slow_reprs else x for x in items]
 EXPLICIT = [e for e in SOLVERS if isinstance(e.solver, pyude.solvers.AbstractERK)]
 FIXED = [e for e in SOLVERS if not e.solver.adaptive]
 

@@ -8,6 +8,8 @@ from torch import nn
 import pyude
 from pyude.problems import lotka_volterra, rober
 
+from helpers import slow_for
+
 NAMES = ["alpha", "beta", "gamma", "delta"]
 ADJOINTS = [pyude.InterpolatingAdjoint(), pyude.QuadratureAdjoint(), pyude.GaussAdjoint(),
             pyude.BacksolveAdjoint()]
@@ -47,7 +49,8 @@ def test_adjoint_gradients_match_finite_differences(sensealg, solver, lv_referen
     np.testing.assert_allclose(x.grad.numpy(), lv_reference, rtol=1e-5)
 
 
-@pytest.mark.parametrize("solver", GRADIENT_SOLVERS, ids=repr)
+@pytest.mark.parametrize("solver", slow_for(GRADIENT_SOLVERS, {"Rodas5P()", "KenCarp4()"}),
+                         ids=repr)
 def test_all_algorithms_agree(solver):
     grads = []
     for sensealg in [pyude.DirectAdjoint(), *ADJOINTS]:
@@ -69,7 +72,8 @@ def _rober_loss(sensealg):
     return loss
 
 
-@pytest.mark.parametrize("sensealg", STABLE_ADJOINTS, ids=repr)
+@pytest.mark.parametrize("sensealg", slow_for(STABLE_ADJOINTS, {"QuadratureAdjoint()",
+                                                                 "GaussAdjoint()"}), ids=repr)
 def test_stiff_rate_constants_in_log_scale(sensealg):
     """d y2(T) / d log k on ROBER through Rodas5P, against central differences."""
     loss = _rober_loss(sensealg)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import pyude
-from helpers import ESDIRK, STIFF, ids
+from helpers import ESDIRK, STIFF, ids, slow_for
 from problems import (HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000,
                       mescd)
 from pyude import problems as P
@@ -128,7 +128,8 @@ def test_batched_rober_rates_match_single_solves():
                                    atol=1e-11)
 
 
-@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+@pytest.mark.parametrize("entry", slow_for(STIFF, {"Rodas4()", "Rosenbrock23()"}),
+                         ids=ids(STIFF))
 def test_gradient_through_stiff_steps_matches_finite_differences(entry):
     """d y3(T) / d log k1 on ROBER, by backpropagation through the stiff steps."""
     # Tolerances by order keep the step count (and the backward pass) moderate; the gradient
