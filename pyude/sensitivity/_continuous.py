@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -174,8 +174,33 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
         return a, unflatten(mu, theta)
 
 
+class _AdjointThenQuadrature(AbstractContinuousAdjoint):
+    """Solves only a backwards and integrates a^T df/dtheta by Gauss-Legendre on the adjoint's
+    steps: after each interval's solve from its stored steps, or (`_on_the_fly`) as each
+    step is accepted, storing none."""
+
+    _on_the_fly: ClassVar[bool] = False
+
+    def backward(self, fwd, grad_us):
+        mu = [torch.zeros_like(x) for x in fwd.spec.all]
+        solver = adjoint_solver(fwd.solver)
+        integrand = self._quadrature(fwd, mu, solver)
+        field = self._adjoint_field(fwd)
+        a = grad_us[-1].clone()
+        for t_from, t_to, idx in self._segments(fwd):
+            sol_a = self._solve_back(field, a, t_from, t_to, fwd, solver,
+                                     dense=not self._on_the_fly,
+                                     on_step=integrand if self._on_the_fly else None)
+            for rec in sol_a._steps or []:
+                integrand(rec)
+            a = sol_a.u[-1]
+            if idx is not None:
+                a = a + grad_us[idx]
+        return a, mu
+
+
 @dataclass(frozen=True, repr=False)
-class QuadratureAdjoint(AbstractContinuousAdjoint):
+class QuadratureAdjoint(_AdjointThenQuadrature):
     """Continuous adjoint solving only a (batched, with the problem's own method; a stiff one
     takes the adjoint's Jacobian by finite differences) and storing its dense solution, then
     dL/dtheta = int a^T df/dtheta dt by five-point Gauss-Legendre quadrature on every step
@@ -185,25 +210,9 @@ class QuadratureAdjoint(AbstractContinuousAdjoint):
     Julia: `QuadratureAdjoint()`.
     """
 
-    def backward(self, fwd, grad_us):
-        theta = fwd.spec.all
-        mu = [torch.zeros_like(x) for x in theta]
-        solver = adjoint_solver(fwd.solver)
-        integrand = self._quadrature(fwd, mu, solver)
-        a = grad_us[-1].clone()
-        for t_from, t_to, idx in self._segments(fwd):
-            sol_a = self._solve_back(self._adjoint_field(fwd), a, t_from, t_to, fwd, solver,
-                                     dense=True)
-            for rec in sol_a._steps:
-                integrand(rec)
-            a = sol_a.u[-1]
-            if idx is not None:
-                a = a + grad_us[idx]
-        return a, mu
-
 
 @dataclass(frozen=True, repr=False)
-class GaussAdjoint(AbstractContinuousAdjoint):
+class GaussAdjoint(_AdjointThenQuadrature):
     """Continuous adjoint like `QuadratureAdjoint`, but the parameter integral is added up
     step by step while the adjoint is solved (five-point Gauss-Legendre on each accepted
     step's dense output), so the adjoint solution is never stored: memory is the forward
@@ -213,18 +222,7 @@ class GaussAdjoint(AbstractContinuousAdjoint):
     Julia: `GaussAdjoint()`.
     """
 
-    def backward(self, fwd, grad_us):
-        theta = fwd.spec.all
-        mu = [torch.zeros_like(x) for x in theta]
-        solver = adjoint_solver(fwd.solver)
-        integrand = self._quadrature(fwd, mu, solver)
-        a = grad_us[-1].clone()
-        for t_from, t_to, idx in self._segments(fwd):
-            a = self._solve_back(self._adjoint_field(fwd), a, t_from, t_to, fwd, solver,
-                                 on_step=integrand).u[-1]
-            if idx is not None:
-                a = a + grad_us[idx]
-        return a, mu
+    _on_the_fly: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, repr=False)
