@@ -62,7 +62,8 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
         controller: step-size control, a `PIController` with SciML's defaults.
         sensealg: how gradients are computed: `DirectAdjoint()` (backpropagation through the
             steps, the default), `InterpolatingAdjoint()`, `QuadratureAdjoint()`,
-            `GaussAdjoint()` or `BacksolveAdjoint()` (continuous adjoints, memory flat in the number of steps).
+            `GaussAdjoint()` or `BacksolveAdjoint()` (continuous adjoints, memory flat in
+            the number of steps).
             They differentiate with respect to `u0`, the tensors in `p` and, when `f` is an
             `nn.Module`, its parameters.
         throw: raise `SolverError` when the solve fails (default); with `False` the partial

@@ -271,17 +271,26 @@ def shortlist(found, states, outputs, spec, t, data, per_target: int = 4):
     return out
 
 
-def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float = 1e-5):
+def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float = 1e-5,
+                     parsimony: float = 6.0):
     """Choose one candidate per target by refitting the discovered model through the ODE
     and comparing the BIC on the data: thresholding the network's outputs alone is fooled
     by nearly collinear terms along one trajectory.
 
     The combinations are searched target by target (each target's candidates tried with
     the others held at the current choice, until no change improves the BIC), so the
-    number of refits grows with the sum of the candidate lists, not their product. The
-    screening refits solve at `rtol` (1e-5 moves the losses by about 1e-6 relative, far
-    below the ~5% a BIC difference of one term needs); the caller refits the winner
-    tighter. Returns the model, its loss and every structure tried, best first."""
+    number of refits grows with the sum of the candidate lists, not their product; the
+    last sweep has tried every one-target change of the winner, its simplifications
+    included. The screening refits solve at `rtol` (1e-5 moves the losses by about 1e-6
+    relative, far below the ~5% a BIC difference of one term needs) and estimate the
+    initial state too: held at the noisy first observation, a spurious term can win only
+    by making up for that one point's noise.
+
+    The fewest coefficients within `parsimony` BIC units of the best win (then the lower
+    BIC): an extra term must be strongly supported (a difference of 6 or more, Kass and
+    Raftery's "strong" evidence), since a small spurious term fitted to one noise
+    realisation is the typical failure and the structure is what the user takes away.
+    Returns the model, its loss and every structure tried, best BIC first."""
     per_target = list(candidates.values())
     tried: dict[tuple[int, ...], tuple[float, float, object]] = {}
 
@@ -290,7 +299,7 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
             model = discovered_model(problem.ude, problem.state_names, problem.known_p,
                                      [pool[k].expr for pool, k in zip(per_target, choice)])
             try:
-                loss = refit(model, t, data, iters=iters, rtol=rtol, atol=rtol)
+                loss = refit(model, t, data, iters=iters, rtol=rtol, atol=rtol, fit_u0=True)
             except (SolverError, RuntimeError):
                 loss = math.inf
             bic = _bic(model, data.numel() // data.shape[-1]) if math.isfinite(loss) else math.inf
@@ -308,13 +317,26 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
                 choice, changed = best, True
     trials = sorted((trial for trial in tried.values() if math.isfinite(trial[0])),
                     key=lambda trial: trial[0])
+    if not trials:
+        raise RuntimeError("no discovered structure could be refit through the ODE")
+    preferred = sorted(trials, key=lambda trial: _parsimony_rank(trial, trials[0][0],
+                                                                 parsimony))
     # the boundedness check costs a long solve: only down the ranking until one passes
-    kept = next((trial for trial in trials if _stays_bounded(problem, trial[2], t, data)),
-                None)
+    kept = next((trial for trial in preferred
+                 if _stays_bounded(problem, trial[2], t, data)), None)
     if kept is None:
         raise RuntimeError("no discovered structure could be refit through the ODE and stay "
                            "bounded beyond the data")
     return kept[2], kept[1], [(b, lo, m.equations()) for b, lo, m in trials]
+
+
+def _parsimony_rank(trial, best_bic: float, parsimony: float) -> tuple:
+    """Within `parsimony` of the best BIC: fewest coefficients first, then the lower BIC;
+    beyond it, by BIC alone."""
+    bic, _, model = trial
+    if bic <= best_bic + parsimony:
+        return (0, len(model.coefficients), bic)
+    return (1, 0, bic)
 
 
 def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -401,10 +423,12 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
         seed: int = 0, out: str | Path = "pyude-report", t=None, data=None,
         adam_iters: int = 100, lbfgs_iters: int = 20, collocation_iters: int = 1000,
         adam_lr: float = 1e-3, backend: str = "sindy", refit_iters: int = 50,
-        per_target: int = 4, progress: bool = True, plots: bool = True) -> dict:
+        per_target: int = 4, parsimony: float = 6.0, progress: bool = True,
+        plots: bool = True) -> dict:
     """Run the whole pipeline and write the report folder. With `t` and `data` given they
     replace the problem's simulated observations (the problem still supplies the known
-    physics, the network shape and, when the data are its own, the truth).
+    physics, the network shape and, when the data are its own, the truth). `parsimony` is
+    the BIC margin an extra term must win by (see `select_structure`).
 
     Raises ValueError for bad data before any work, and `PipelineError` when a stage fails
     (the UDE fit diverges, no structure can be refit); `report.md` and `results.json` then
@@ -426,7 +450,8 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
     timings: dict[str, float] = {}
     header = dict(problem=spec.name, state_names=list(spec.state_names),
                   noise=noise if truth is not None else None, seed=seed,
-                  backend="native", discovery=backend, versions=_versions(), timings=timings)
+                  backend="native", discovery=backend, parsimony=parsimony,
+                  versions=_versions(), timings=timings)
     stage = "fit"
     try:
         mark = time.perf_counter()
@@ -446,7 +471,8 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
         # choose the structure by refitting through the ODE; the oracle refits the true form
         stage, mark = "refit", time.perf_counter()
         short = shortlist(found, states.numpy(), outputs.numpy(), spec, t, data, per_target)
-        model, _, trials = select_structure(spec, short, t, data, refit_iters)
+        model, _, trials = select_structure(spec, short, t, data, refit_iters,
+                                            parsimony=parsimony)
         loss = refit(model, t, data, iters=refit_iters, fit_u0=True)
         oracle = oracle_loss = None
         if spec.true_terms and truth is not None:
@@ -620,9 +646,10 @@ def _report(r: dict, with_plots: bool) -> str:
               "", "Sparse regression on the network's outputs: "
               + "; ".join(f"{k} = {v}" for k, v in r["network_regression"].items()) + ".",
               "", "## Structures tried (best first)", "",
-              "BIC of the screening refits through the ODE (rtol 1e-5, the initial state "
-              "held at the first observation); the chosen one is then refit with its "
-              "initial state.", ""]
+              "BIC of the screening refits through the ODE (rtol 1e-5, coefficients and "
+              f"initial state); the fewest coefficients within {r['parsimony']:g} BIC units "
+              "of the best "
+              "win, then the lower BIC; the chosen one is refit at rtol 1e-7.", ""]
     lines += [f"- BIC {c['bic']:.1f}, MSE {c['loss']:.4g}: {', '.join(c['equations'])}"
               for c in r["structures_tried"]]
     if with_plots:

@@ -56,6 +56,25 @@ def test_discovered_model_refits_through_the_ode():
     assert "function rhs(u, p, t)" in src
 
 
+def _lv_ude(u, p, t, nn):
+    x, y = u
+    m1, m2 = nn(u)
+    return [p.alpha * x + m1, -p.delta * y + m2]
+
+
+def test_discovered_model_takes_plain_symbols_and_refuses_foreign_ones():
+    # sympy.symbols("x y") without assumptions are other symbols than the traced states
+    plain = [sympy.sympify("-0.9*x*y"), sympy.sympify("0.8*x*y")]
+    model = pyude.discovery.discovered_model(_lv_ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
+                                             plain)
+    du = model.f(torch.tensor([1.0, 2.0], dtype=torch.float64),
+                 {k: torch.tensor(v, dtype=torch.float64) for k, v in model.p.items()}, 0.0)
+    assert [float(v) for v in du] == pytest.approx([1.3 - 1.8, -3.6 + 1.6])
+    with pytest.raises(ValueError, match="uses z, which is not a state of the model"):
+        pyude.discovery.discovered_model(_lv_ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
+                                         [sympy.sympify("-0.9*x*z"), sympy.sympify("x")])
+
+
 @pytest.mark.parametrize("X,Y,match", [
     (np.ones((10, 2)), np.ones((9, 2)), "same samples"),
     (np.ones((3, 2)), np.ones((3, 2)), "at least 5 samples"),

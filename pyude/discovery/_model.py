@@ -61,6 +61,20 @@ def _with_coefficients(expr: sympy.Expr, start: int) -> tuple[sympy.Expr, dict[s
     return swap(expr), values
 
 
+def _in_model_symbols(expr: sympy.Expr, symbols: list[sympy.Symbol]) -> sympy.Expr:
+    """`expr` with its symbols matched to the model's by name (a plain `Symbol("x")` and
+    the traced real `x` are different symbols to sympy: left as they are, the expression
+    could not be evaluated and every refit would fail)."""
+    by_name = {s.name: s for s in symbols}
+    unknown = sorted(s.name for s in expr.free_symbols if s.name not in by_name)
+    if unknown:
+        raise ValueError(f"the expression {expr} uses {', '.join(unknown)}, which "
+                         f"{'is' if len(unknown) == 1 else 'are'} not a state of the model "
+                         f"({', '.join(by_name)}): write the terms in the state names, with "
+                         f"numbers as coefficients")
+    return expr.xreplace({s: by_name[s.name] for s in expr.free_symbols})
+
+
 def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str, float],
                      replacements: Mapping[str, sympy.Expr] | Sequence[sympy.Expr]
                      ) -> DiscoveredModel:
@@ -72,7 +86,8 @@ def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str
                    state_names=list(state_names))
     subs, coefficients = {}, {}
     for out, expr in zip(traced.nn_outputs, exprs):
-        with_coef, values = _with_coefficients(sympy.sympify(expr), len(coefficients) + 1)
+        expr = _in_model_symbols(sympy.sympify(expr), [*traced.states, traced.t])
+        with_coef, values = _with_coefficients(expr, len(coefficients) + 1)
         subs[out] = with_coef
         coefficients.update(values)
     rhs = [e.subs(subs) for e in traced.exprs]

@@ -7,8 +7,8 @@ and Wanner recommend for stiff problems (and OrdinaryDiffEq does), so stiff comp
 inflate it.
 
 The Jacobian is kept between steps and refreshed when Newton fails or converges slowly (more
-than SLOW_ITERATIONS iterations in a stage); W is refactored when dt changes. A Newton failure with a fresh Jacobian reports the step as not completed, and the
-loop halves dt.
+than SLOW_ITERATIONS iterations in a stage); W is refactored when dt changes. A Newton
+failure with a fresh Jacobian reports the step as not completed, and the loop halves dt.
 """
 
 from __future__ import annotations
