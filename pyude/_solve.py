@@ -292,5 +292,5 @@ def _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiter
         dtmin=dtmin, dtmax=dtmax, maxiters=int(maxiters), saveat=save,
         tstops=[] if tstops is None else _times("tstops", tstops, t0, t1),
         adaptive=adaptive, dense=(save is None) if dense is None else bool(dense),
-        controller=controller or PIController(),
+        controller=(controller or PIController()).for_solver(solver),
     )

@@ -144,6 +144,16 @@ def test_stats_count_work():
     assert fixed.stats.nf == 1 + 4 * 100 and fixed.stats.nreject == 0
 
 
+def test_methods_get_ordinarydiffeqs_own_controller_gains():
+    """DP5's PI gains are OrdinaryDiffEq's (0.17, 0.04), not the 0.7/p, 0.4/p of the rest;
+    gains a user sets are kept."""
+    ctrl = pyude.PIController()
+    assert ctrl.for_solver(pyude.DP5()).betas(5) == (0.17, 0.04)
+    assert ctrl.for_solver(pyude.Tsit5()).betas(5) == pytest.approx((0.14, 0.08))
+    assert pyude.PIController(beta1=0.2, beta2=0.0).for_solver(pyude.DP5()).betas(5) \
+        == (0.2, 0.0)
+
+
 def test_numpy_view():
     sol = pyude.solve(pyude.problems.lotka_volterra_problem(), pyude.Tsit5(), saveat=[0, 5])
     t, u = sol.numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -14,7 +15,8 @@ class PIController:
     `qold` is the previous accepted step's `EEst` (at least `qoldinit`). A rejected step
     shrinks by `min(1/qmin, EEst^beta1 / gamma)`. Defaults are OrdinaryDiffEq.jl's:
     `beta1 = 7/(10 p)`, `beta2 = 2/(5 p)` for a method of order p, `qmin = 1/5`,
-    `qmax = 10` (10000 on the first step), `gamma = 9/10`, `qoldinit = 1e-4`.
+    `qmax = 10` (10000 on the first step), `gamma = 9/10`, `qoldinit = 1e-4`; a method
+    with gains of its own in OrdinaryDiffEq (DP5: 0.17, 0.04) gets those.
     """
 
     beta1: float | None = None
@@ -33,6 +35,15 @@ class PIController:
                              f"qmin={self.qmin}, qmax={self.qmax}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"PIController needs 0 < gamma <= 1; got {self.gamma}")
+
+    def for_solver(self, solver) -> "PIController":
+        """These settings with the gains left unset taken from the method, where
+        OrdinaryDiffEq gives it its own (DP5: beta1 = 0.17, beta2 = 0.04)."""
+        own = getattr(solver, "controller_betas", None)
+        if own is None or (self.beta1 is not None and self.beta2 is not None):
+            return self
+        return dataclasses.replace(self, beta1=own[0] if self.beta1 is None else self.beta1,
+                                   beta2=own[1] if self.beta2 is None else self.beta2)
 
     def betas(self, order: int) -> tuple[float, float]:
         beta1 = 7 / (10 * order) if self.beta1 is None else self.beta1

@@ -34,6 +34,8 @@ class AbstractSolver(abc.ABC):
     """A one-step method: `step` advances by `dt`, `interpolate` evaluates inside a step."""
 
     order: ClassVar[int]
+    # The PI gains (beta1, beta2) where OrdinaryDiffEq's differ from its 0.7/p, 0.4/p.
+    controller_betas: ClassVar[tuple[float, float] | None] = None
 
     @property
     @abc.abstractmethod
