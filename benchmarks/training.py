@@ -6,8 +6,12 @@ torchode, at equal tolerances, with function evaluations reported.
 2. The Lotka-Volterra UDE of the UDE paper (2-5-5-5-2 RBF network; x' = 1.3 x + nn1,
    y' = -1.8 y + nn2), 31 points on [0, 3], float64, rtol = atol = 1e-6.
 
-Methods: pyude Tsit5 with direct backpropagation and with InterpolatingAdjoint; torchdiffeq
-dopri5 with `odeint` (direct) and `odeint_adjoint`; torchode Tsit5 (direct).
+Methods: pyude DP5 (the same method as torchdiffeq's dopri5) and Tsit5, with direct
+backpropagation and with InterpolatingAdjoint; torchdiffeq dopri5 with `odeint` (direct) and
+`odeint_adjoint`; torchode Tsit5 (direct). Equal tolerances do not give equal errors (the
+step-size controllers differ: pyude's is OrdinaryDiffEq's PI controller, torchdiffeq's a
+plain I controller), so each row also reports the first forward solve's largest error
+against a Vern7 solution at 1e-12.
 
     python benchmarks/training.py [--iters 30]
 """
@@ -84,6 +88,7 @@ def step_fn(method, field, rtol, atol):
     counted = Counted(field)
     if method.startswith("pyude"):
         sensealg = pyude.InterpolatingAdjoint() if "adjoint" in method else None
+        alg = getattr(pyude, method.split()[1])()
 
         class Model(nn.Module):
             def __init__(self):
@@ -97,7 +102,7 @@ def step_fn(method, field, rtol, atol):
 
         def run(y0, t):
             prob = pyude.ODEProblem(model, y0, (float(t[0]), float(t[-1])))
-            return pyude.solve(prob, pyude.Tsit5(), saveat=t, rtol=rtol, atol=atol,
+            return pyude.solve(prob, alg, saveat=t, rtol=rtol, atol=atol,
                                sensealg=sensealg).u
     elif method.startswith("torchdiffeq"):
         from torchdiffeq import odeint, odeint_adjoint
@@ -120,13 +125,28 @@ def step_fn(method, field, rtol, atol):
     return counted, run
 
 
+def reference(field, y0, t):
+    """The first batch's trajectory at 1e-12 (Vern7), for the error column."""
+    def f(u, p, tt):                 # pyude hands f the state axis first
+        return field(tt, u.movedim(0, -1)).movedim(-1, 0)
+    with torch.no_grad():
+        prob = pyude.ODEProblem(f, y0.double(), (float(t[0]), float(t[-1])))
+        return pyude.solve(prob, pyude.Vern7(), saveat=t.double(), rtol=1e-12,
+                           atol=1e-12).u
+
+
 def bench(case, method, iters):
     field, batch, rtol, atol = case()
     counted, run = step_fn(method, field, rtol, atol)
     opt = torch.optim.Adam(field.parameters(), lr=1e-3)
-    times, nfe_f, nfe_b = [], [], []
+    times, nfe_f, nfe_b, error = [], [], [], None
     for _ in range(iters):
         y0, t, target = batch()
+        if error is None:
+            with torch.no_grad():
+                ref = reference(field.double(), y0, t)
+                field.to(y0.dtype)
+                error = float((run(y0, t).double() - ref).abs().max())
         start = time.perf_counter()
         opt.zero_grad()
         counted.nfe = 0
@@ -140,7 +160,8 @@ def bench(case, method, iters):
         times.append(time.perf_counter() - start)
     warm = times[3:] if len(times) > 5 else times
     return dict(method=method, ms_per_iter=round(1e3 * sum(warm) / len(warm), 2),
-                nfe_forward=sum(nfe_f) / iters, nfe_backward=sum(nfe_b) / iters)
+                nfe_forward=sum(nfe_f) / iters, nfe_backward=sum(nfe_b) / iters,
+                max_error=error)
 
 
 def main():
@@ -148,11 +169,12 @@ def main():
     parser.add_argument("--iters", type=int, default=30)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    methods = ["pyude Tsit5", "pyude Tsit5 adjoint", "torchdiffeq dopri5",
-               "torchdiffeq dopri5 adjoint", "torchode Tsit5"]
+    methods = ["pyude DP5", "pyude DP5 adjoint", "pyude Tsit5", "pyude Tsit5 adjoint",
+               "torchdiffeq dopri5", "torchdiffeq dopri5 adjoint", "torchode Tsit5"]
     results = {}
     for name, case in [("spiral (float32)", spiral_case), ("Lotka-Volterra UDE", lv_case)]:
-        print(f"\n{name}\n{'method':28} {'ms/iter':>9} {'NFE fwd':>8} {'NFE bwd':>8}")
+        print(f"\n{name}\n{'method':28} {'ms/iter':>9} {'NFE fwd':>8} {'NFE bwd':>8} "
+              f"{'max error':>10}")
         results[name] = []
         for method in methods:
             try:
@@ -162,7 +184,7 @@ def main():
                 continue
             results[name].append(row)
             print(f"{method:28} {row['ms_per_iter']:9.2f} {row['nfe_forward']:8.1f} "
-                  f"{row['nfe_backward']:8.1f}", flush=True)
+                  f"{row['nfe_backward']:8.1f} {row['max_error']:10.2e}", flush=True)
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / "training.json").write_text(json.dumps(results, indent=2))
