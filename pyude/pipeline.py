@@ -231,7 +231,7 @@ def shortlist(found, states, outputs, spec, t, data, per_target: int = 4):
     """Per target: every one- and two-term library model fitted by collocation (to the
     smoothed data's derivative minus the known physics) and the sparse-regression
     candidates on the network's outputs, each list ranked by its BIC; the best `per_target`
-    of the union without repeats, collocation's first, then the single terms they use.
+    of the union without repeats, collocation's first, then every single library term.
     A candidate holding a term the known physics already has in that equation (c*y beside
     -delta*y) is left out: the UDE takes the known parameters as known, and such a term
     would only re-estimate one of them."""
@@ -255,13 +255,14 @@ def shortlist(found, states, outputs, spec, t, data, per_target: int = 4):
                 seen.add(_terms_of(eq.expr))
                 ranked.append(eq)
         chosen = ranked[:per_target]
-        # ... and each single term those candidates use: the simplest structures must be
-        # refit too, or a spurious extra term can win only because its rival was never tried
-        used = set().union(*(_terms_of(eq.expr) for eq in chosen))
+        # ... and every single library term: the simplest structures must be refit too, or a
+        # spurious extra term can win only because its rival was never tried, and a term the
+        # regressions rank low (nearly collinear with others along one noisy trajectory) may
+        # still be the one the ODE fit prefers
         have = {_terms_of(eq.expr) for eq in chosen}
         for eq in allowed(on_network[target]):
             key = _terms_of(eq.expr)
-            if eq.complexity == 1 and key <= used and key not in have:
+            if eq.complexity == 1 and key not in have:
                 have.add(key)
                 chosen.append(eq)
         if not chosen:
@@ -281,7 +282,9 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
     the others held at the current choice, until no change improves the BIC), so the
     number of refits grows with the sum of the candidate lists, not their product; the
     last sweep has tried every one-target change of the winner, its simplifications
-    included. The screening refits solve at `rtol` (1e-5 moves the losses by about 1e-6
+    included. A second search starts from each target's first single-term candidate,
+    since the simplest structures can lie where no one-target change of a richer winner
+    leads. The screening refits solve at `rtol` (1e-5 moves the losses by about 1e-6
     relative, far below the ~5% a BIC difference of one term needs) and estimate the
     initial state too: held at the noisy first observation, a spurious term can win only
     by making up for that one point's noise.
@@ -306,15 +309,21 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
             tried[choice] = (bic, loss, model)
         return tried[choice][0]
 
-    choice = tuple(0 for _ in per_target)
-    changed = True
-    while changed:
-        changed = False
-        for j, pool in enumerate(per_target):
-            options = [choice[:j] + (k,) + choice[j + 1:] for k in range(len(pool))]
-            best = min(options, key=score)
-            if score(best) < score(choice):
-                choice, changed = best, True
+    def search(choice: tuple[int, ...]) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for j, pool in enumerate(per_target):
+                options = [choice[:j] + (k,) + choice[j + 1:] for k in range(len(pool))]
+                best = min(options, key=score)
+                if score(best) < score(choice):
+                    choice, changed = best, True
+
+    # from the best-ranked candidates, then from each target's first single term: the
+    # simplest structures can sit in another valley of the BIC than the richer ones
+    search(tuple(0 for _ in per_target))
+    search(tuple(next((k for k, eq in enumerate(pool) if len(_terms_of(eq.expr)) == 1), 0)
+                 for pool in per_target))
     trials = sorted((trial for trial in tried.values() if math.isfinite(trial[0])),
                     key=lambda trial: trial[0])
     if not trials:
