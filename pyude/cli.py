@@ -22,7 +22,8 @@ def _discover(args: argparse.Namespace) -> int:
         print(f"pyude {args.command}: {problem.name}, {source}, native backend\n")
         results = pipeline.run(problem, t=t, data=data, noise=args.noise, seed=args.seed,
                                out=args.out, backend=args.regression,
-                               progress=not args.quiet, plots=not args.no_plots)
+                               parsimony=args.parsimony, progress=not args.quiet,
+                               plots=not args.no_plots)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"pyude {args.command}: {err}", file=sys.stderr)
         return 2
@@ -100,6 +101,9 @@ def _discovery_options(parser: argparse.ArgumentParser, data: bool) -> None:
     parser.add_argument("--regression", default="sindy", choices=("sindy", "pysr", "operon",
                                                                    "auto"),
                         help="symbolic regression of the network's outputs")
+    parser.add_argument("--parsimony", type=float, default=6.0,
+                        help="the BIC margin an extra term must win by (default 6, "
+                             "'strong' evidence; 0 takes the lowest BIC)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

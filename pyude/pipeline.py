@@ -444,6 +444,9 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float = 0.
     say which stage failed and why."""
     spec = load_problem(problem)
     _check_requirements(backend)
+    if not 0 <= parsimony < math.inf:
+        raise ValueError(f"parsimony must be a BIC margin >= 0 (6: an extra term needs "
+                         f"strong evidence; 0: the lowest BIC wins); got {parsimony!r}")
     started = time.perf_counter()
     if data is None:
         t, truth, data = make_data(spec, noise, seed)

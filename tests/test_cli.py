@@ -24,12 +24,13 @@ def _write_csv(path, t, u, header="t,x,y"):
 def test_demo_prints_the_discovered_equations(quick_pipeline, tmp_path, capsys):
     pytest.importorskip("pysindy")
     code = cli.main(["demo", "--noise", "0.01", "--seed", "1", "--out", str(tmp_path),
-                     "--no-plots", "--quiet"])
+                     "--no-plots", "--quiet", "--parsimony", "2"])
     out = capsys.readouterr().out
     assert code == 0
     assert "lotka_volterra, simulated data, noise 1.00%, seed 1" in out
     assert "dx/dt = " in out and "dy/dt = " in out and "structure recovered:" in out
     assert f"report: {tmp_path}/report.md" in out and (tmp_path / "report.md").exists()
+    assert "within 2 BIC units" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npz"])
@@ -102,6 +103,12 @@ def test_a_problem_without_a_truth_needs_data(tmp_path):
     with pytest.raises(ValueError, match="no true model to simulate data from; give the "
                                          "observations"):
         pipeline.run(spec, out=tmp_path)
+
+
+def test_a_negative_parsimony_margin_is_refused(tmp_path, capsys):
+    code = cli.main(["demo", "--parsimony", "-1", "--out", str(tmp_path), "--quiet"])
+    assert code == 2
+    assert "parsimony must be a BIC margin >= 0" in capsys.readouterr().err
 
 
 def test_unknown_regression_backend_is_refused(tmp_path):
