@@ -107,3 +107,42 @@ def test_operon_backend_needs_pyoperon():
     X, Y = _interaction_data()
     with pytest.raises(ImportError, match="pip install pyude\\[operon\\]"):
         pyude.discover(X, Y, backend="operon")
+
+
+def test_pysr_adapter_asks_for_a_repeatable_search_and_reads_the_hall_of_fame(monkeypatch):
+    """PySR itself needs Julia; this holds the adapter to PySR's documented interface:
+    `PySRRegressor(..., parallelism="serial", deterministic=True, random_state=seed)`,
+    `fit(X, y, variable_names=...)`, and `equations_` rows with `complexity`, `loss` and
+    `sympy_format` (a sympy expression in plain symbols of the variable names)."""
+    import sys
+    import types
+    from collections import namedtuple
+
+    Row = namedtuple("Row", "complexity loss sympy_format")
+    x, y = sympy.symbols("x y")                    # PySR's symbols carry no assumptions
+    fronts = {0: [Row(1, 0.5, 0.3 * x), Row(3, 1e-6, -0.9 * x * y)],
+              1: [Row(3, 1e-6, 0.8 * x * y)]}
+    calls = []
+
+    class FakeRegressor:
+        def __init__(self, **settings):
+            self.settings = settings
+
+        def fit(self, X, y_, variable_names=None):
+            calls.append((self.settings, variable_names))
+            column = len(calls) - 1
+            self.equations_ = types.SimpleNamespace(itertuples=lambda: iter(fronts[column]))
+            return self
+
+    monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=FakeRegressor))
+    monkeypatch.setattr(pyude.julia, "init", lambda: None)
+    X, Y = _interaction_data()
+    result = pyude.discover(X, Y, names=["x", "y"], backend="pysr", seed=7, niterations=3)
+    settings, names = calls[0]
+    assert names == ["x", "y"] and len(calls) == 2
+    assert settings["parallelism"] == "serial" and settings["deterministic"] is True
+    assert settings["random_state"] == 7 and settings["niterations"] == 3
+    nn1 = result.selected["nn1"]
+    assert nn1.expr.free_symbols == {X_, Y_}       # pyude's real state symbols
+    assert float(nn1.expr.coeff(X_ * Y_)) == -0.9
+    assert result.candidates["nn2"][0].expr == 0.8 * X_ * Y_

@@ -28,10 +28,20 @@ def pysr_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, lis
         model = pysr.PySRRegressor(**settings)
         model.fit(X, Y[:, j], variable_names=list(names))
         rows = model.equations_
-        out[target] = [Equation(target, sympy.sympify(row.sympy_format, locals=symbols),
+        out[target] = [Equation(target, _in_symbols(row.sympy_format, symbols),
                                 int(row.complexity), float(row.loss), X.shape[0])
                        for row in rows.itertuples()]
     return out
+
+
+def _in_symbols(value, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
+    """PySR's `sympy_format` (a sympy expression in plain symbols of the variable names,
+    or its text) in pyude's real state symbols: sympy tells `Symbol("x")` from
+    `Symbol("x", real=True)`, and a mix would never simplify or compare equal."""
+    expr = value if isinstance(value, sympy.Basic) else sympy.sympify(str(value),
+                                                                      locals=symbols)
+    return expr.xreplace({s: symbols[s.name] for s in expr.free_symbols
+                          if s.name in symbols})
 
 
 def operon_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, list[Equation]]:
