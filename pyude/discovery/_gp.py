@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from ._model import in_model_symbols
 from ._result import Equation
 
 
@@ -36,12 +37,10 @@ def pysr_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, lis
 
 def _in_symbols(value, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
     """PySR's `sympy_format` (a sympy expression in plain symbols of the variable names,
-    or its text) in pyude's real state symbols: sympy tells `Symbol("x")` from
-    `Symbol("x", real=True)`, and a mix would never simplify or compare equal."""
+    or its text) in pyude's real state symbols."""
     expr = value if isinstance(value, sympy.Basic) else sympy.sympify(str(value),
                                                                       locals=symbols)
-    return expr.xreplace({s: symbols[s.name] for s in expr.free_symbols
-                          if s.name in symbols})
+    return in_model_symbols(expr, list(symbols.values()))
 
 
 def operon_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, list[Equation]]:

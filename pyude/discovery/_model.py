@@ -61,7 +61,7 @@ def _with_coefficients(expr: sympy.Expr, start: int) -> tuple[sympy.Expr, dict[s
     return swap(expr), values
 
 
-def _in_model_symbols(expr: sympy.Expr, symbols: list[sympy.Symbol]) -> sympy.Expr:
+def in_model_symbols(expr: sympy.Expr, symbols: list[sympy.Symbol]) -> sympy.Expr:
     """`expr` with its symbols matched to the model's by name (a plain `Symbol("x")` and
     the traced real `x` are different symbols to sympy: left as they are, the expression
     could not be evaluated and every refit would fail)."""
@@ -86,7 +86,7 @@ def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str
                    state_names=list(state_names))
     subs, coefficients = {}, {}
     for out, expr in zip(traced.nn_outputs, exprs):
-        expr = _in_model_symbols(sympy.sympify(expr), [*traced.states, traced.t])
+        expr = in_model_symbols(sympy.sympify(expr), [*traced.states, traced.t])
         with_coef, values = _with_coefficients(expr, len(coefficients) + 1)
         subs[out] = with_coef
         coefficients.update(values)
