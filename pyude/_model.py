@@ -127,7 +127,10 @@ def stack_components(out: Any, like: Tensor) -> Tensor:
     parts = [c if isinstance(c, Tensor) else torch.as_tensor(c, dtype=like.dtype,
                                                              device=like.device)
              for c in out]
-    stacked = torch.stack(torch.broadcast_tensors(*parts), dim=-1)
+    shape = parts[0].shape
+    if any(part.shape != shape for part in parts):   # (broadcasting costs a Python call)
+        parts = torch.broadcast_tensors(*parts)
+    stacked = torch.stack(parts, dim=-1)
     return stacked if stacked.shape == like.shape else stacked.expand_as(like)
 
 

@@ -156,3 +156,30 @@ def test_jacobian_shape_error():
         pyude.solve(prob, pyude.Rodas5P())
     with pytest.raises(TypeError, match="jac must be a callable"):
         pyude.ODEProblem(P.rober, (1.0, 0.0, 0.0), (0.0, 1.0), None, jac=3)
+
+
+@pytest.mark.parametrize("n", [3, 40], ids=["inverse", "lu"])
+@pytest.mark.parametrize("batch", [(), (5,)], ids=["single", "batched"])
+def test_factorised_w_solves_like_torch(n, batch):
+    # Small systems go through W^-1, larger ones through LU factors: both must solve.
+    from pyude.solvers._linear import factorise
+    gen = torch.Generator().manual_seed(n)
+    W = torch.randn(*batch, n, n, generator=gen, dtype=torch.float64) + 3 * torch.eye(n)
+    b = torch.randn(*batch, n, generator=gen, dtype=torch.float64)
+    expected = torch.linalg.solve(W, b)
+    assert torch.allclose(factorise(W)(b), expected, rtol=1e-12, atol=1e-12)
+    singular = W.clone()
+    singular[..., 0, :] = 0.0
+    assert factorise(singular) is None
+
+
+def test_stage_sum_equals_the_written_sum_and_carries_gradients():
+    from pyude.solvers._dense import axpy
+    u = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    ks = [torch.randn(4, 3, dtype=torch.float64) * (i + 1) for i in range(5)]
+    coeffs = [0.5, -2.0, 0.0, 1.25, 3.0]
+    written = u + 0.1 * sum(c * k for c, k in zip(coeffs, ks))
+    assert torch.allclose(axpy(u, 0.1, coeffs, ks), written, rtol=1e-14, atol=1e-14)
+    assert torch.allclose(axpy(None, 0.1, coeffs, ks), written - u, rtol=1e-14, atol=1e-14)
+    axpy(u, 0.1, coeffs, ks).sum().backward()
+    assert torch.equal(u.grad, torch.ones_like(u))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ._base import AbstractImplicitSolver, AbstractSolver, RHSFn, StepResult
-from ._dense import StepRecord, lincomb
+from ._dense import StepRecord, axpy
 from ._erk import AbstractERK
 
 # OrdinaryDiffEq's alg_stability_size: the radius of the stability region along the negative
@@ -102,8 +102,8 @@ class AutoSwitch(AbstractSolver):
             tab = self.nonstiff.tableau
             s = tab.stages
             ks = [k.detach() for k in result.stages]
-            g_last = u.detach() + dt * lincomb(tab.a[s - 1, : s - 1], ks[: s - 1])
-            g_prev = u.detach() + dt * lincomb(tab.a[s - 2, : s - 2], ks[: s - 2])
+            g_last = axpy(u.detach(), dt, tab.a[s - 1, : s - 1], ks[: s - 1])
+            g_prev = axpy(u.detach(), dt, tab.a[s - 2, : s - 2], ks[: s - 2])
             num = (ks[-1] - ks[-2]).square().sum(dim=-1).sqrt()
             den = (g_last - g_prev).square().sum(dim=-1).sqrt()
             ratio = torch.where(den > 0, num / den, torch.zeros_like(num))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+import torch
 from torch import Tensor
 
 
@@ -23,14 +25,20 @@ class StepRecord:
     cache: dict = field(default_factory=dict)
 
 
-def lincomb(coeffs, ks: list[Tensor]) -> Tensor | None:
-    """sum_i coeffs[i] * ks[i], skipping zero coefficients; None when all are zero."""
-    total = None
-    for coeff, k in zip(coeffs, ks):
-        if coeff != 0.0:
-            term = float(coeff) * k
-            total = term if total is None else total + term
-    return total
+def axpy(u: Tensor | None, alpha: float, coeffs, ks: list[Tensor]) -> Tensor:
+    """u + alpha sum_j coeffs[j] ks[j] (no u: the sum alone) in one matrix product over the
+    stacked stages. On small systems each torch call costs more than its arithmetic, and
+    autograd records two nodes here instead of two per stage. `coeffs` is a tensor of the
+    stages' dtype and device (a tableau's `stage_rows`), or numbers."""
+    like = ks[0]
+    if not isinstance(coeffs, Tensor):
+        coeffs = torch.as_tensor(np.asarray(coeffs, dtype=np.float64), dtype=like.dtype,
+                                 device=like.device)
+    stacked = torch.stack(ks).reshape(len(ks), -1)
+    if u is None:
+        return (torch.mm(coeffs.reshape(1, -1), stacked) * float(alpha)).view_as(like)
+    return torch.addmm(u.reshape(1, -1), coeffs.reshape(1, -1), stacked,
+                       alpha=float(alpha)).view_as(u)
 
 
 def hermite(rec: StepRecord, theta: float) -> Tensor:

@@ -7,8 +7,8 @@ from typing import ClassVar
 from torch import Tensor
 
 from ._base import AbstractSolver, RHSFn, StepResult
-from ._dense import StepRecord, hermite, lincomb
-from ._tableau import ButcherTableau
+from ._dense import StepRecord, axpy, hermite
+from ._tableau import ButcherTableau, as_tensor, stage_rows
 
 
 class AbstractERK(AbstractSolver):
@@ -29,27 +29,23 @@ class AbstractERK(AbstractSolver):
     def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
              cache: None = None) -> StepResult:
         tab = self.tableau
-        ks = [f0]
-        last = tab.stages - 1
+        rows = stage_rows(tab, "a", u)
+        ks, ui = [f0], u
         for i in range(1, tab.stages):
-            ui = u + dt * lincomb(tab.a[i, :i], ks) if tab.a[i, :i].any() else u
+            ui = axpy(u, dt, rows[i], ks) if tab.a[i, :i].any() else u
             ks.append(rhs(t + float(tab.c[i]) * dt, ui))
         if tab.fsal:
-            # The last stage was evaluated at the new state: reuse that sum exactly.
-            u1 = u + dt * lincomb(tab.a[last, :last], ks)
-            f1 = ks[-1]
+            u1, f1 = ui, ks[-1]     # the last stage was evaluated at the new state
         else:
-            u1 = u + dt * lincomb(tab.b, ks)
-            f1 = None
-        err = None if tab.b_err is None else dt * lincomb(tab.b_err, ks)
+            u1, f1 = axpy(u, dt, as_tensor(tab, "b", u), ks), None
+        err = None if tab.b_err is None else axpy(None, dt, as_tensor(tab, "b_err", u), ks)
         return StepResult(u1=u1, err=err, f1=f1, stages=ks)
 
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         dense = self.tableau.dense
         if dense is None:
             return hermite(rec, theta)
-        step = lincomb(dense.weights(theta), self._dense_stages(rec))
-        return rec.u0 if step is None else rec.u0 + rec.dt * step
+        return axpy(rec.u0, rec.dt, dense.weights(theta), self._dense_stages(rec))
 
     def _dense_stages(self, rec: StepRecord) -> list[Tensor]:
         """The step's stages, f(t1, u1), then the interpolant's extra stages (made once)."""
@@ -61,7 +57,7 @@ class AbstractERK(AbstractSolver):
         if not self.tableau.fsal:
             ks.append(rec.f1)
         for row, c in zip(dense.extra_a, dense.extra_c):
-            ui = rec.u0 + rec.dt * lincomb(row[: len(ks)], ks)
+            ui = axpy(rec.u0, rec.dt, row[: len(ks)], ks)
             ks.append(rec.rhs(rec.t0 + float(c) * rec.dt, ui))
         rec.cache["dense_stages"] = ks
         return ks

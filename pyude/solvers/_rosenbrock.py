@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
-from ._dense import StepRecord, hermite, lincomb
+from ._dense import StepRecord, axpy, hermite
 from ._jacobian import jacobian
+from ._linear import factorise
 from ._tableau import DenseTableau, _array
 
 _TOL = 1e-12
@@ -53,6 +54,11 @@ class RosenbrockTableau:
                              f"({alpha.sum(axis=1)})")
         for name, value in (("A", A), ("C", C), ("c", c), ("d", d), ("b", b), ("b_err", e)):
             object.__setattr__(self, name, value)
+        # A stage whose time and state equal the previous stage's reuses its f.
+        new_f = [True] + [not (c[i] == c[i - 1] and np.array_equal(A[i, :i - 1], A[i - 1, :i - 1])
+                                and A[i, i - 1] == 0.0) for i in range(1, s)]
+        object.__setattr__(self, "new_f", tuple(new_f))
+        object.__setattr__(self, "c_float", tuple(float(x) for x in c))
 
     @property
     def stages(self) -> int:
@@ -86,12 +92,13 @@ def rodas_dense(b: np.ndarray, H: np.ndarray) -> DenseTableau:
 
 class _Cache:
     """Per-solve state: the last Jacobian, reused when a rejected step retries from the same
-    point, and the work counters."""
+    point, the tableau as tensors of the solve's dtype and device, and the work counters."""
 
     def __init__(self):
         self.key: tuple | None = None
         self.J: Tensor | None = None
         self.dT: Tensor | None = None
+        self.consts: tuple | None = None
         self.njacs = 0
         self.nw = 0
         self.nsolve = 0
@@ -99,7 +106,11 @@ class _Cache:
 
 class AbstractRosenbrock(AbstractImplicitSolver):
     """A Rosenbrock(-Wanner) method given by its `RosenbrockTableau`. Linearly implicit: one
-    Jacobian and one LU factorisation per step, no Newton iteration."""
+    Jacobian and one factorisation of W per step, no Newton iteration.
+
+    The stages are combined by one matrix product each (stacked earlier stages times a row
+    of coefficients) rather than a sum of scaled tensors: on small systems every torch call
+    costs microseconds, and a sum over seven stages is fourteen calls."""
 
     tableau: ClassVar[RosenbrockTableau]
     def init_cache(self, rtol=None, atol=None) -> _Cache:
@@ -113,38 +124,49 @@ class AbstractRosenbrock(AbstractImplicitSolver):
             cache.njacs += 1
         return cache.J, cache.dT
 
+    def _consts(self, u: Tensor, cache: _Cache) -> tuple:
+        """(I, [b; b_err]) as tensors, made once per solve."""
+        if cache.consts is None or cache.consts[0].dtype != u.dtype or \
+                cache.consts[0].device != u.device:
+            tab = self.tableau
+            eye = torch.eye(u.shape[-1], dtype=u.dtype, device=u.device)
+            weights = torch.tensor(np.stack([tab.b, tab.b_err]), dtype=u.dtype,
+                                   device=u.device)
+            cache.consts = (eye, weights)
+        return cache.consts
+
     def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
              cache: _Cache | None = None) -> StepResult:
         cache = cache if cache is not None else _Cache()
         tab = self.tableau
         J, dT = self.jacobian(rhs, t, u, f0, cache)
-        n = u.shape[-1]
-        eye = torch.eye(n, dtype=u.dtype, device=u.device)
-        lu, pivots, info = torch.linalg.lu_factor_ex(eye / (dt * tab.gamma) - J)
+        eye, weights = self._consts(u, cache)
+        solve = factorise(eye / (dt * tab.gamma) - J)
         cache.nw += 1
-        if bool((info != 0).any()):
+        if solve is None:
             return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
+        # Row i mixes [dT, U_1 .. U_i-1] into the stage's state (A) and its right-hand side
+        # (dt d_i for dT, C / dt for the stages).
+        mix = np.zeros((tab.stages, 2, tab.stages + 1))
+        mix[:, 0, 1:] = tab.A
+        mix[:, 1, 0] = dt * tab.d
+        mix[:, 1, 1:] = tab.C / dt
+        mix = torch.tensor(mix, dtype=u.dtype, device=u.device)
         stages: list[Tensor] = []
         du = f0
         for i in range(tab.stages):
-            if i > 0 and not (tab.c[i] == tab.c[i - 1] and
-                              np.array_equal(tab.A[i, :i - 1], tab.A[i - 1, :i - 1])
-                              and tab.A[i, i - 1] == 0.0):
-                ui = u + lincomb(tab.A[i, :i], stages) if tab.A[i, :i].any() else u
-                du = rhs(t + float(tab.c[i]) * dt, ui)
-            rhs_i = du + (dt * float(tab.d[i])) * dT if tab.d[i] != 0.0 else du
-            coupling = lincomb(tab.C[i, :i] / dt, stages)
-            if coupling is not None:
-                rhs_i = rhs_i + coupling
-            stages.append(torch.linalg.lu_solve(lu, pivots, rhs_i.unsqueeze(-1)).squeeze(-1))
-            cache.nsolve += 1
-        u1 = u + lincomb(tab.b, stages)
-        err = lincomb(tab.b_err, stages)
+            mixed = (mix[i, :, :i + 1] @ torch.stack([dT, *stages]).reshape(i + 1, -1))
+            if tab.new_f[i]:
+                du = rhs(t + tab.c_float[i] * dt, u + mixed[0].view_as(u)) if i else f0
+            stages.append(solve(du + mixed[1].view_as(u)))
+        cache.nsolve += tab.stages
+        combined = weights @ torch.stack(stages).reshape(tab.stages, -1)
+        u1 = u + combined[0].view_as(u)
+        err = combined[1].view_as(u)
         return StepResult(u1=u1, err=err, f1=du if tab.fsal else None, stages=stages)
 
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         dense = self.tableau.dense
         if dense is None:
             return hermite(rec, theta)
-        step = lincomb(dense.weights(theta), rec.stages)
-        return rec.u0 if step is None else rec.u0 + step
+        return axpy(rec.u0, 1.0, dense.weights(theta), rec.stages)

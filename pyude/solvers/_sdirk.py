@@ -21,10 +21,11 @@ import torch
 from torch import Tensor
 
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
-from ._dense import StepRecord, hermite, lincomb
+from ._dense import StepRecord, axpy, hermite
 from ._jacobian import jacobian
 from ._newton import solve_stage
-from ._tableau import _array
+from ._linear import factorise
+from ._tableau import _array, as_tensor, stage_rows
 
 _TOL = 1e-12
 # A stage that needs more Newton iterations than this marks the Jacobian as stale.
@@ -100,18 +101,17 @@ class AbstractESDIRK(AbstractImplicitSolver):
             return True
         n = u.shape[-1]
         eye = torch.eye(n, dtype=u.dtype, device=u.device)
-        lu, pivots, info = torch.linalg.lu_factor_ex(eye - (dt * self.tableau.gamma) * cache.J)
+        solve = factorise(eye - (dt * self.tableau.gamma) * cache.J)
         cache.nw += 1
-        if bool((info != 0).any()):
+        if solve is None:
             cache.lu_dt = None
             return False
-        cache.lu, cache.lu_dt = (lu, pivots), dt
+        cache.lu, cache.lu_dt = solve, dt
         return True
 
     def _solve_w(self, cache: _Cache, rhs_vec: Tensor) -> Tensor:
         cache.nsolve += 1
-        lu, pivots = cache.lu
-        return torch.linalg.lu_solve(lu, pivots, rhs_vec.unsqueeze(-1)).squeeze(-1)
+        return cache.lu(rhs_vec)
 
     def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
              cache: _Cache | None = None) -> StepResult:
@@ -132,9 +132,10 @@ class AbstractESDIRK(AbstractImplicitSolver):
         gamma = tab.gamma
         scale = cache.atol + cache.rtol * u.detach().abs()
         zs = [dt * f0]
+        rows = stage_rows(tab, "a", u)
         cache.slow = False
         for i in range(1, tab.stages):
-            tmp = u + lincomb(tab.a[i, :i], zs)
+            tmp = axpy(u, 1.0, rows[i], zs)
             ti = t + float(tab.c[i]) * dt
 
             def residual(z, tmp=tmp, ti=ti):
@@ -147,12 +148,12 @@ class AbstractESDIRK(AbstractImplicitSolver):
             cache.slow = cache.slow or newton.iterations > SLOW_ITERATIONS
             zs.append(newton.z)
         if tab.stiffly_accurate:
-            u1 = u + lincomb(tab.a[-1, :-1], zs[:-1]) + gamma * zs[-1]
+            u1 = axpy(u, 1.0, as_tensor(tab, "a", u)[-1], zs)    # row s holds gamma
             f1 = zs[-1] / dt
         else:
-            u1 = u + lincomb(tab.b, zs)
+            u1 = axpy(u, 1.0, as_tensor(tab, "b", u), zs)
             f1 = None
-        err = self._solve_w(cache, lincomb(tab.b_err, zs))
+        err = self._solve_w(cache, axpy(None, 1.0, as_tensor(tab, "b_err", u), zs))
         return StepResult(u1=u1, err=err, f1=f1, stages=zs)
 
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from torch import Tensor
 
 _TOL = 1e-12
 
@@ -100,6 +102,27 @@ class ButcherTableau:
     @property
     def b_hat(self) -> np.ndarray | None:
         return None if self.b_err is None else self.b + self.b_err
+
+
+def as_tensor(tab, name: str, like: Tensor) -> Tensor:
+    """The tableau's array `name` as a tensor of `like`'s dtype and device, made once per
+    tableau, dtype and device (a tableau is immutable)."""
+    cache = tab.__dict__.setdefault("_tensors", {})      # (frozen dataclass: not a field)
+    key = (name, like.dtype, like.device)
+    if key not in cache:
+        cache[key] = torch.as_tensor(getattr(tab, name), dtype=like.dtype, device=like.device)
+    return cache[key]
+
+
+def stage_rows(tab, name: str, like: Tensor) -> list[Tensor]:
+    """Row i of the tableau's lower-triangular matrix `name`, its first i entries, as
+    tensors (see `as_tensor`)."""
+    cache = tab.__dict__.setdefault("_tensors", {})
+    key = (name + " rows", like.dtype, like.device)
+    if key not in cache:
+        matrix = as_tensor(tab, name, like)
+        cache[key] = [matrix[i, :i].contiguous() for i in range(matrix.shape[0])]
+    return cache[key]
 
 
 def lower(rows: list[list[float]]) -> np.ndarray:
