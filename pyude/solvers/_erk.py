@@ -32,8 +32,8 @@ class AbstractERK(AbstractSolver):
         rows = stage_rows(tab, "a", u)
         ks, ui = [f0], u
         for i in range(1, tab.stages):
-            ui = axpy(u, dt, rows[i], ks) if tab.a[i, :i].any() else u
-            ks.append(rhs(t + float(tab.c[i]) * dt, ui))
+            ui = axpy(u, dt, rows[i], ks) if tab.row_used[i] else u
+            ks.append(rhs(t + tab.c_float[i] * dt, ui))
         if tab.fsal:
             u1, f1 = ui, ks[-1]     # the last stage was evaluated at the new state
         else:

@@ -12,6 +12,7 @@ standard form (alpha, Gamma) are converted by `from_standard`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -64,7 +65,7 @@ class RosenbrockTableau:
     def stages(self) -> int:
         return self.b.shape[0]
 
-    @property
+    @cached_property
     def fsal(self) -> bool:
         """The last stage is evaluated at the new state (so its f is the next step's f0)."""
         return (self.c[-1] == 1.0 and self.b[-1] == 0.0 and np.allclose(self.A[-1], self.b))

@@ -14,6 +14,7 @@ failure with a fresh Jacobian reports the step as not completed, and the loop ha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -64,7 +65,7 @@ class ESDIRKTableau:
     def stages(self) -> int:
         return self.b.shape[0]
 
-    @property
+    @cached_property
     def stiffly_accurate(self) -> bool:
         return bool(np.array_equal(self.a[-1], self.b))
 

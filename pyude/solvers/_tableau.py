@@ -23,6 +23,7 @@ computed only when the interpolant is first used on a step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -83,6 +84,10 @@ class ButcherTableau:
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
         object.__setattr__(self, "c", c)
+        # Per-stage facts as plain Python values: numpy calls in the stepping loop cost
+        # microseconds each.
+        object.__setattr__(self, "c_float", tuple(float(x) for x in c))
+        object.__setattr__(self, "row_used", tuple(bool(a[i, :i].any()) for i in range(s)))
         if self.b_err is not None:
             e = _array(self.b_err, 1)
             if e.shape != (s,) or abs(e.sum()) > _TOL:
@@ -93,7 +98,7 @@ class ButcherTableau:
     def stages(self) -> int:
         return self.b.shape[0]
 
-    @property
+    @cached_property
     def fsal(self) -> bool:
         """The last stage is evaluated at the new state, so it is the next step's first."""
         return (self.stages > 1 and self.c[-1] == 1.0 and self.b[-1] == 0.0
