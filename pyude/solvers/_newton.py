@@ -31,11 +31,16 @@ class NewtonResult:
 
 
 def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor], Tensor],
-                z0: Tensor, scale: Tensor, eta_old: float) -> tuple[NewtonResult, float]:
+                z0: Tensor, scale: Tensor, eta_old: float, min_iterations: int = 1
+                ) -> tuple[NewtonResult, float]:
     """Newton on g(z) = residual(z) = dt f(tmp + gamma z) - z from the guess z0.
 
     `solve_w` applies W^-1; `scale` is atol + rtol |u|. Returns the result and the eta to
-    start the next stage with."""
+    start the next stage with. With `min_iterations=2` (W from an earlier step's Jacobian)
+    no iterate is accepted before a convergence rate has been measured: a stale W can make
+    the corrections small while the residual is not (Van der Pol after its jump: J taken
+    mid-jump kept the fast variable frozen and the error estimate, filtered through that
+    W, near zero, for steps of 200 time units)."""
     z = z0
     eta = max(eta_old, torch.finfo(z0.dtype).eps) ** 0.8
     previous = None
@@ -53,7 +58,7 @@ def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor]
             if theta ** (MAX_ITERS - k) / (1 - theta) * ndz > KAPPA:
                 return NewtonResult(z, False, k), eta_old
             eta = theta / (1 - theta)
-        if eta * ndz <= KAPPA or ndz == 0.0:
+        if ndz == 0.0 or (k >= min_iterations and eta * ndz <= KAPPA):
             return NewtonResult(z, True, k), eta
         previous = ndz
     return NewtonResult(z, False, MAX_ITERS), eta_old

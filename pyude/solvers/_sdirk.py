@@ -56,6 +56,7 @@ class ESDIRKTableau:
             raise ValueError("b must sum to 1 and b_err to 0")
         for name, value in (("a", a), ("b", b), ("c", c), ("b_err", e)):
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "c_float", tuple(float(x) for x in c))
 
     @property
     def gamma(self) -> float:
@@ -135,15 +136,16 @@ class AbstractESDIRK(AbstractImplicitSolver):
         zs = [dt * f0]
         rows = stage_rows(tab, "a", u)
         cache.slow = False
+        min_iterations = 1 if cache.fresh_at == (t, id(u)) else 2
         for i in range(1, tab.stages):
             tmp = axpy(u, 1.0, rows[i], zs)
-            ti = t + float(tab.c[i]) * dt
+            ti = t + tab.c_float[i] * dt
 
             def residual(z, tmp=tmp, ti=ti):
                 return dt * rhs(ti, tmp + gamma * z) - z
 
             newton, cache.eta = solve_stage(residual, lambda r: self._solve_w(cache, r),
-                                            zs[-1], scale, cache.eta)
+                                            zs[-1], scale, cache.eta, min_iterations)
             if not newton.converged:
                 return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
             cache.slow = cache.slow or newton.iterations > SLOW_ITERATIONS
