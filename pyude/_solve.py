@@ -46,7 +46,8 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
         problem: an `ODEProblem`.
         solver: a solver instance such as `Tsit5()`, `Rodas5P()` or `RK4()`. The default,
             `AutoTsit5(Rosenbrock23())`, starts with Tsit5 and switches to Rosenbrock23 where
-            it detects stiffness (and back), as DifferentialEquations.jl's default does.
+            it detects stiffness (and back); below rtol 1e-6 it is `AutoVern7(Rodas5P())`.
+            DifferentialEquations.jl's default chooses the same way for small systems.
         saveat: save exactly at these times (or every `saveat` from t0 to t1 when a
             number), by the solver's dense output, without forcing steps onto them.
             Without it every step is saved.
@@ -80,7 +81,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     reject_unknown_kwargs("solve()", unknown, _SOLVE_KEYWORDS)
     _check_types(problem, solver, backend, throw)
     sensealg = _sensealg(sensealg)
-    solver = default_solver() if solver is None else solver
+    solver = default_solver(rtol) if solver is None else solver
     opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
                          tstops, adaptive, dense, controller)
     julia_only = dict(dt=dt, dtmin=dtmin, dtmax=dtmax, tstops=tstops, adaptive=adaptive,

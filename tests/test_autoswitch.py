@@ -13,9 +13,19 @@ def _names(sol):
 
 
 def test_default_solver_is_tsit5_switching_to_rosenbrock23():
-    sol = pyude.solve(P.lotka_volterra_problem(), rtol=1e-8, atol=1e-8)
+    sol = pyude.solve(P.lotka_volterra_problem(), rtol=1e-6, atol=1e-8)
     assert repr(sol.solver) == "AutoSwitch(Tsit5(), Rosenbrock23())"
     assert set(_names(sol)) == {"Tsit5"} and sol.stats.njacs == 0
+
+
+def test_default_solver_below_rtol_1e_6_is_vern7_switching_to_rodas5p():
+    # OrdinaryDiffEq's default chooses by tolerance the same way for small systems.
+    sol = pyude.solve(P.lotka_volterra_problem(), rtol=1e-8, atol=1e-8)
+    assert repr(sol.solver) == "AutoSwitch(Vern7(), Rodas5P())"
+    assert set(_names(sol)) == {"Vern7"}
+    stiff = pyude.solve(P.rober_problem(tspan=(0.0, 1e11)), rtol=1e-7, atol=1e-11)
+    assert _names(stiff)[-1] == "Rodas5P"
+    assert mescd(stiff.u[-1].numpy(), ROBER_T1E11, 1e-7, 1e-11) >= 6
 
 
 def test_switches_to_the_stiff_method_on_rober():
