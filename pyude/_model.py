@@ -209,8 +209,16 @@ class RHS:
         return stack_components(self.f(u.movedim(-1, 0), self.p_view, t), u)
 
     def first_call(self, t: float, u: Tensor) -> Tensor:
-        """The first evaluation: checks the output's shape before any step is taken."""
+        """The first evaluation: checks the output's shape and dtype before any step is
+        taken."""
         self.nf += 1
         out = self.f(u.movedim(-1, 0), self.p_view, t)
         check_output(out, u)
-        return stack_components(out, u)
+        stacked = stack_components(out, u)
+        if stacked.dtype != u.dtype:
+            raise ValueError(
+                f"f returned {stacked.dtype} values for a state of dtype {u.dtype}: the steps "
+                f"would mix precisions (and the stiff solvers' linear algebra refuses to). Give "
+                f"u0, p and any network one dtype, e.g. `net.double()` or "
+                f"`u0.to({stacked.dtype})`.")
+        return stacked

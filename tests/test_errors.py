@@ -83,6 +83,16 @@ def test_f_output_shape_must_match_u0(out, match):
         pyude.solve(prob, pyude.Tsit5())
 
 
+@pytest.mark.parametrize("solver", [pyude.Tsit5(), pyude.Rodas5P()], ids=repr)
+def test_f_output_must_have_the_state_dtype(solver):
+    # A float64 network on a float32 state: named before any step, with the fix.
+    prob = pyude.ODEProblem(lambda u, p, t: [(-u[0]).double(), u[0].double()],
+                            torch.tensor([1.0, 0.5]), (0, 1))
+    with pytest.raises(ValueError, match="f returned torch.float64 values for a state of "
+                                         "dtype torch.float32.*net.double()"):
+        pyude.solve(prob, solver)
+
+
 def test_f_output_with_the_wrong_batch_shape():
     prob = pyude.ODEProblem(lambda u, p, t: [torch.ones(5), torch.ones(5)], torch.ones(3, 2),
                             (0, 1))
