@@ -5,7 +5,8 @@ Problems from the Bari Test Set with its reference solutions: ROBER (to t = 1e11
 (mu = 1e3, to t = 2000), HIRES, POLLU. Error is the Test Set's mescd (mixed significant
 correct digits) at the final time; time is wall-clock, best of `--repeat` runs, one thread.
 Neither side is given an analytic Jacobian (pyude differentiates f by forward-mode AD, or by
-central differences for the "fd" variants; scipy takes finite differences).
+central differences for the "fd" variants; scipy takes finite differences). The "pred"
+variants use `PredictiveController()` instead of the default PI step-size control.
 
     python benchmarks/stiff.py [--tols 1e-3 1e-4 1e-5 1e-6 1e-8 1e-10] [--batch 256]
 
@@ -44,6 +45,9 @@ PYUDE = {"Rodas5P": pyude.Rodas5P(), "Rodas5P fd": pyude.Rodas5P(autodiff=False)
          "KenCarp4 fd": pyude.KenCarp4(autodiff=False),
          "Kvaerno5": pyude.Kvaerno5(), "Rosenbrock23": pyude.Rosenbrock23(),
          "TRBDF2": pyude.TRBDF2()}
+# Variants with the predictive step-size controller instead of the default PI.
+PREDICTIVE = {"Rodas5P fd pred": pyude.Rodas5P(autodiff=False),
+              "KenCarp4 fd pred": pyude.KenCarp4(autodiff=False)}
 LOW_ORDER = {"Rosenbrock23", "TRBDF2"}   # run only at rtol >= 1e-6
 SCIPY = ("Radau", "BDF", "LSODA")
 
@@ -75,11 +79,13 @@ def work_precision(tols, repeat):
         t1 = prob.tspan[1]
         for rtol in tols:
             atol = rtol * atol_ratio
-            for name, solver in PYUDE.items():
+            for name, solver in {**PYUDE, **PREDICTIVE}.items():
                 if name in LOW_ORDER and rtol < 1e-6:
                     continue
+                control = pyude.PredictiveController() if name in PREDICTIVE else None
                 secs, sol = best_time(lambda: pyude.solve(
-                    prob, solver, rtol=rtol, atol=atol, saveat=[t1], maxiters=10**6), repeat)
+                    prob, solver, rtol=rtol, atol=atol, saveat=[t1], maxiters=10**6,
+                    controller=control), repeat)
                 rows.append(dict(problem=pname, rtol=rtol, library="pyude", method=name,
                                  seconds=secs, mescd=mescd(sol.u[-1].numpy(), ref, rtol, atol),
                                  steps=sol.stats.naccept, success=bool(sol.success)))

@@ -30,6 +30,7 @@ from .sensitivity import InterpolatingAdjoint as InterpolatingAdjoint
 from .sensitivity import GaussAdjoint as GaussAdjoint
 from .sensitivity import QuadratureAdjoint as QuadratureAdjoint
 from .controllers import PIController as PIController
+from .controllers import PredictiveController as PredictiveController
 from .solvers import BS3 as BS3
 from .solvers import AutoSwitch as AutoSwitch
 from .solvers import AutoTsit5 as AutoTsit5

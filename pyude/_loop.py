@@ -19,7 +19,7 @@ from ._model import RHS
 from ._norms import error_norm
 from ._retcode import ReturnCode
 from ._solution import Stats
-from .controllers import PIController, initial_dt
+from .controllers import PIController, PredictiveController, initial_dt
 from .solvers._base import AbstractSolver
 from .solvers._dense import StepRecord
 
@@ -46,7 +46,7 @@ class LoopOptions:
     tstops: list[float]
     adaptive: bool
     dense: bool
-    controller: PIController = field(default_factory=PIController)
+    controller: PIController | PredictiveController = field(default_factory=PIController)
     # called with every accepted step's record (GaussAdjoint integrates on the fly)
     on_step: Callable[[StepRecord], None] | None = None
 
@@ -122,7 +122,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
     else:
         dt = initial_dt(rhs, t, u, f0, tdir, solver.order, o.rtol, o.atol, o.dtmax, o.dtmin)
     cache = solver.init_cache(o.rtol, o.atol)
-    qold, iters, nonfinite, failures = o.controller.qoldinit, 0, 0, 0
+    control, iters, nonfinite, failures = o.controller.start(), 0, 0, 0
     methods: list = []
     retcode, detail = ReturnCode.Success, ""
     while stops:
@@ -167,7 +167,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
             continue
         if eest > 1.0:
             stats.nreject += 1
-            dt = dt_try / o.controller.reject_factor(eest, solver.order_now(cache))
+            dt = dt_try / o.controller.reject_factor(control, eest, solver.order_now(cache))
             continue
         t_new = stop if landing else t + dt_try
         f1 = trial.f1 if trial.f1 is not None else rhs(t_new, trial.u1)
@@ -182,9 +182,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
         if steps is not None:
             steps.append(rec)
         if o.adaptive:
-            q = o.controller.accept_factor(eest, qold, solver.order_now(cache),
-                                           stats.naccept == 0)
-            qold = o.controller.next_qold(eest)
+            q = o.controller.accept_factor(control, eest, dt_try, solver.order_now(cache))
             q /= solver.on_accept(cache, u, trial, dt_try)
             dt = tdir * min(abs(dt_try / q), o.dtmax)
         stats.naccept += 1

@@ -15,7 +15,7 @@ from ._loop import LoopOptions, integrate
 from ._model import RHS
 from ._problem import ODEProblem
 from ._solution import Solution
-from .controllers import PIController
+from .controllers import PIController, PredictiveController
 from .solvers import default_solver
 from .sensitivity import AbstractContinuousAdjoint
 from .solvers._base import AbstractSolver
@@ -35,7 +35,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
           tstops: Sequence[float] | None = None,
           adaptive: bool | None = None,
           dense: bool | None = None,
-          controller: PIController | None = None,
+          controller: PIController | PredictiveController | None = None,
           sensealg: Any = None,
           throw: bool = True,
           backend: str = "native",
@@ -60,7 +60,9 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
         tstops: times the solver must step onto exactly (discontinuities in `f`).
         adaptive: `False` runs an adaptive method at the fixed step `dt`.
         dense: keep the dense output for `sol(t)`; defaults to `saveat is None`.
-        controller: step-size control, a `PIController` with SciML's defaults.
+        controller: step-size control: a `PIController` (the default, with SciML's
+            settings) or a `PredictiveController` (Gustafsson's, as RADAU5 and RODAS; fewer
+            rejected steps where the error grows into fast transients).
         sensealg: how gradients are computed: `DirectAdjoint()` (backpropagation through the
             steps, the default), `InterpolatingAdjoint()`, `QuadratureAdjoint()`,
             `GaussAdjoint()` or `BacksolveAdjoint()` (continuous adjoints, memory flat in
@@ -285,8 +287,10 @@ def _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiter
     if isinstance(maxiters, bool) or not isinstance(maxiters, (int, np.integer)) \
             or maxiters < 1:
         raise ValueError(f"maxiters must be a positive integer; got {maxiters!r}")
-    if controller is not None and not isinstance(controller, PIController):
-        raise TypeError(f"controller must be a pyude.PIController; got {controller!r}")
+    if controller is not None and not isinstance(controller, (PIController,
+                                                              PredictiveController)):
+        raise TypeError(f"controller must be a pyude.PIController or a "
+                        f"pyude.PredictiveController; got {controller!r}")
     save = _saveat(saveat, t0, t1)
     return LoopOptions(
         t0=t0, t1=t1, rtol=rtol, atol=atol, dt=None if dt is None else float(dt),

@@ -122,7 +122,8 @@ def test_f_output_with_the_wrong_batch_shape():
     (dict(dtmax=0.0), "dtmax must be a finite positive number"),
     (dict(maxiters=0), "maxiters must be a positive integer"),
     (dict(maxiters=2.5), "maxiters must be a positive integer"),
-    (dict(controller="PI"), "controller must be a pyude.PIController"),
+    (dict(controller="PI"),
+     "controller must be a pyude.PIController or a pyude.PredictiveController; got 'PI'"),
 ])
 def test_bad_solve_arguments(kw, match):
     with pytest.raises((TypeError, ValueError), match=match):
@@ -183,6 +184,10 @@ def test_controller_validates_its_factors():
         pyude.PIController(qmin=2.0)
     with pytest.raises(ValueError, match="0 < gamma <= 1"):
         pyude.PIController(gamma=1.5)
+    with pytest.raises(ValueError, match="PredictiveController needs 0 < qmin <= 1 <= qmax"):
+        pyude.PredictiveController(qmax=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'beta1'"):
+        pyude.PredictiveController(beta1=0.2)
 
 
 # --- the solution ------------------------------------------------------------------------

@@ -154,6 +154,38 @@ def test_methods_get_ordinarydiffeqs_own_controller_gains():
         == (0.2, 0.0)
 
 
+def test_predictive_controller_shrinks_ahead_of_a_growing_error():
+    """Gustafsson's factor: errors 0.2 then 0.6 on equal steps predict a further rise, so the
+    step shrinks by (0.6^2 / 0.2)^(1/p) / gamma rather than the standard 0.6^(1/p) / gamma."""
+    ctrl, p = pyude.PredictiveController(), 5
+    state = ctrl.start()
+    assert ctrl.accept_factor(state, 0.2, 1.0, p) == pytest.approx(0.2 ** (1 / p) / 0.9)
+    q = ctrl.accept_factor(state, 0.6, 1.0, p)
+    assert q == pytest.approx((0.6**2 / 0.2) ** (1 / p) / 0.9)
+    assert q > 0.6 ** (1 / p) / 0.9
+
+
+def test_predictive_controller_rejections():
+    """A rejection before any accepted step shrinks by 10, later ones by the standard factor;
+    the step after a rejection does not grow."""
+    ctrl, p = pyude.PredictiveController(), 5
+    state = ctrl.start()
+    assert ctrl.reject_factor(state, 3.0, p) == 10.0
+    assert ctrl.accept_factor(state, 1e-6, 1.0, p) == 1.0          # would have grown 10000x
+    ctrl.accept_factor(state, 0.5, 1.0, p)
+    assert ctrl.reject_factor(state, 3.0, p) == pytest.approx(3.0 ** (1 / p) / 0.9)
+    assert ctrl.accept_factor(state, 1e-3, 0.5, p) == 1.0
+
+
+def test_pi_controller_remembers_the_last_accepted_error():
+    ctrl, p = pyude.PIController(), 4
+    state = ctrl.start()
+    ctrl.accept_factor(state, 0.5, 1.0, p)
+    beta1, beta2 = ctrl.betas(p)
+    assert ctrl.accept_factor(state, 0.8, 1.0, p) == \
+        pytest.approx(0.8**beta1 / 0.5**beta2 / 0.9)
+
+
 def test_numpy_view():
     sol = pyude.solve(pyude.problems.lotka_volterra_problem(), pyude.Tsit5(), saveat=[0, 5])
     t, u = sol.numpy()

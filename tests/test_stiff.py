@@ -66,6 +66,20 @@ def test_reused_jacobian_keeps_van_der_pol_in_phase(entry, rtol):
     assert mescd(sol.u[-1].numpy(), reference, rtol, atol) >= 1.0
 
 
+def test_predictive_control_saves_rejections_into_van_der_pol_jumps():
+    # Into each jump the error grows from step to step: the PI controller grows the step
+    # after an accepted one and is rejected, again and again (Rodas5P at rtol 1e-4: 71
+    # rejected against 165 accepted); Gustafsson's prediction shrinks ahead of the rise.
+    make, reference, _ = REFERENCES["vdpol"]
+    prob, solver = make(), pyude.Rodas5P(autodiff=False)
+    kw = dict(rtol=1e-4, atol=1e-4, saveat=[prob.tspan[1]])
+    pi = pyude.solve(prob, solver, **kw)
+    pred = pyude.solve(prob, solver, controller=pyude.PredictiveController(), **kw)
+    assert pred.stats.nreject < pi.stats.nreject / 2
+    assert pred.stats.naccept + pred.stats.nreject < pi.stats.naccept + pi.stats.nreject
+    assert mescd(pred.u[-1].numpy(), reference, 1e-4, 1e-4) >= 3
+
+
 @pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
 def test_rober_intermediate_table_and_mass(entry):
     times = sorted(ROBER_TABLE)

@@ -6,6 +6,25 @@ import dataclasses
 from dataclasses import dataclass
 
 
+@dataclass
+class ControllerState:
+    """What a controller remembers within one solve."""
+    qold: float
+    naccept: int = 0
+    dtacc: float = 0.0        # the last accepted step and its error (predictive control)
+    erracc: float = 1.0
+    rejected: bool = False    # whether the last trial step was rejected
+
+
+def _check_bounds(ctrl) -> None:
+    name = type(ctrl).__name__
+    if not 0 < ctrl.qmin <= 1 <= ctrl.qmax:
+        raise ValueError(f"{name} needs 0 < qmin <= 1 <= qmax; got "
+                         f"qmin={ctrl.qmin}, qmax={ctrl.qmax}")
+    if not 0 < ctrl.gamma <= 1:
+        raise ValueError(f"{name} needs 0 < gamma <= 1; got {ctrl.gamma}")
+
+
 @dataclass(frozen=True)
 class PIController:
     """Proportional-integral step-size control (Hairer & Wanner, Solving ODEs II, IV.2).
@@ -30,11 +49,7 @@ class PIController:
     qoldinit: float = 1e-4
 
     def __post_init__(self):
-        if not 0 < self.qmin <= 1 <= self.qmax:
-            raise ValueError(f"PIController needs 0 < qmin <= 1 <= qmax; got "
-                             f"qmin={self.qmin}, qmax={self.qmax}")
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"PIController needs 0 < gamma <= 1; got {self.gamma}")
+        _check_bounds(self)
 
     def for_solver(self, solver) -> "PIController":
         """These settings with the gains left unset taken from the method, where
@@ -50,20 +65,23 @@ class PIController:
         beta2 = 2 / (5 * order) if self.beta2 is None else self.beta2
         return beta1, beta2
 
-    def accept_factor(self, eest: float, qold: float, order: int, first: bool) -> float:
+    def start(self) -> ControllerState:
+        return ControllerState(qold=self.qoldinit)
+
+    def accept_factor(self, state: ControllerState, eest: float, dt: float,
+                      order: int) -> float:
         """The factor q with dt_new = dt / q after an accepted step."""
         beta1, beta2 = self.betas(order)
-        qmax = self.qmax_first_step if first else self.qmax
-        q = eest ** beta1 / qold ** beta2 / self.gamma
+        qmax = self.qmax_first_step if state.naccept == 0 else self.qmax
+        q = eest ** beta1 / state.qold ** beta2 / self.gamma
         q = max(1 / qmax, min(1 / self.qmin, q))
         if self.qsteady_min <= q <= self.qsteady_max:
             q = 1.0
+        state.qold = max(eest, self.qoldinit)
+        state.naccept += 1
         return q
 
-    def reject_factor(self, eest: float, order: int) -> float:
+    def reject_factor(self, state: ControllerState, eest: float, order: int) -> float:
         """The factor q with dt_new = dt / q after a rejected step (q > 1)."""
         beta1, _ = self.betas(order)
         return min(1 / self.qmin, eest ** beta1 / self.gamma)
-
-    def next_qold(self, eest: float) -> float:
-        return max(eest, self.qoldinit)
