@@ -103,21 +103,40 @@ def _stack_rows(rows: list[Tensor | None], like: Tensor) -> Tensor | None:
 
 
 def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
-    """(J, df/dt) by central differences with steps eps^(1/3) * max(|u_j|, 1): the 2n
-    perturbed states in one call of f, and df/dt from two more (time stays a float, so any
-    f works); exact for quadratic right-hand sides such as mass-action kinetics."""
+    """(J, df/dt) by central differences with steps eps^(1/3) * max(|u_j|, 1) and
+    eps^(1/3) * max(|t|, 1): the 2n perturbed states and the two perturbed times in one
+    call of f, each row with its own time (as the reverse mode passes a tensor t). An f
+    that needs t as a Python number is asked for df/dt by two more calls, and is
+    remembered. Exact for quadratic right-hand sides such as mass-action kinetics."""
     n = u.shape[-1]
     step = torch.finfo(u.dtype).eps ** (1 / 3)
     h = step * u.detach().abs().clamp(min=1.0)                      # (*batch, n)
     eye = torch.eye(n, dtype=u.dtype, device=u.device)
     offsets = eye.reshape(n, *([1] * (u.ndim - 1)), n) * h           # (n, *batch, n)
-    states = torch.cat([u + offsets, u - offsets])
-    if getattr(rhs, "stackable", True):
-        out = rhs(t, states)
-    else:
+    if not getattr(rhs, "stackable", True):
+        states = torch.cat([u + offsets, u - offsets])
         out = torch.stack([rhs(t, state) for state in states])
-    cols = (out[:n] - out[n:]) / (2 * h.movedim(-1, 0).unsqueeze(-1))
-    return cols.movedim(0, -1), time_derivative(rhs, t, u)
+        return _central_columns(out, h, n), time_derivative(rhs, t, u)
+    if getattr(rhs, "_float_time_only", False):
+        out = rhs(t, torch.cat([u + offsets, u - offsets]))
+        return _central_columns(out, h, n), time_derivative(rhs, t, u)
+    ht = step * max(abs(float(t)), 1.0)
+    times = torch.tensor([float(t)] * (2 * n) + [t + ht, t - ht], dtype=u.dtype,
+                         device=u.device)
+    states = torch.cat([u + offsets, u - offsets, u.unsqueeze(0), u.unsqueeze(0)])
+    try:
+        out = rhs(times.reshape(-1, *([1] * (u.ndim - 1))).expand(states.shape[:-1]), states)
+    except Exception:                      # f takes t as a Python number only
+        rhs._float_time_only = True
+        return jacobian_finite_difference(rhs, t, u)
+    dfdt = (out[2 * n] - out[2 * n + 1]) / float(times[2 * n] - times[2 * n + 1])
+    return _central_columns(out[:2 * n], h, n), dfdt
+
+
+def _central_columns(out: Tensor, h: Tensor, n: int) -> Tensor:
+    """J from f at u + h_j e_j (first n rows of `out`) and u - h_j e_j (next n)."""
+    cols = (out[:n] - out[n:2 * n]) / (2 * h.movedim(-1, 0).unsqueeze(-1))
+    return cols.movedim(0, -1)
 
 
 def time_derivative(rhs: RHSFn, t: float, u: Tensor) -> Tensor:
