@@ -10,7 +10,8 @@ Jacobians of the whole batch come from ONE call of `f`, whichever way they are t
   function of u and of the parameters (reverse mode would have to take gradients with
   respect to a u that carries the whole solve's graph, and torch walks that graph on every
   call: quadratic in the number of steps);
-- central differences, on a stacked state of 2n perturbed copies.
+- central differences, on a stacked state of 2n perturbed copies and two copies at
+  perturbed times.
 One call keeps the per-operation overhead of eager torch from multiplying by n.
 
 Reverse mode is the default because in torch 2.13 an operation between a forward-mode dual
