@@ -1,11 +1,12 @@
 """Stiff solvers against the Bari Test Set references, and stiff-specific behaviour."""
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
 
 import pyude
-from helpers import ESDIRK, STIFF, ids, slow_for
+from helpers import ESDIRK, ROSENBROCK, STIFF, ids, slow_for
 from problems import (HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000,
                       mescd)
 from pyude import problems as P
@@ -207,6 +208,38 @@ def test_gradient_through_stiff_steps_matches_finite_differences(entry):
     h = 1e-5
     fd = (final(x.detach() + h) - final(x.detach() - h)).item() / (2 * h)
     assert x.grad.item() == pytest.approx(fd, rel=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("entry", ROSENBROCK, ids=ids(ROSENBROCK))
+def test_rosenbrock_steps_on_host_equal_the_torch_steps(entry, dtype, monkeypatch):
+    """Where nothing is differentiated, a CPU step runs its linear algebra in numpy; it must
+    take the same steps as the torch step that gradients and GPUs use (single and batched)."""
+    u0 = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.05, 0.05]], dtype=dtype)
+    prob = pyude.ODEProblem(P.rober, u0, (0.0, 1e3), dict(k1=0.04, k2=3e7, k3=1e4))
+    kw = dict(rtol=1e-5, atol=1e-9, saveat=[1.0, 1e3])
+    solver = dataclasses.replace(entry.solver, autodiff=False)
+    host = pyude.solve(prob, solver, **kw)
+    monkeypatch.setattr(pyude.solvers._rosenbrock, "wants_graph", lambda *args: True)
+    tensor = pyude.solve(prob, solver, **kw)
+    assert host.u.dtype == dtype
+    if dtype == torch.float64:
+        assert host.stats.naccept == tensor.stats.naccept
+        np.testing.assert_allclose(host.u.numpy(), tensor.u.numpy(), rtol=1e-9, atol=1e-14)
+    else:       # rounding differs between the two libraries' kernels: one step more or less
+        assert abs(host.stats.naccept - tensor.stats.naccept) <= 0.02 * tensor.stats.naccept
+        np.testing.assert_allclose(host.u.numpy(), tensor.u.numpy(), rtol=1e-3, atol=1e-7)
+
+
+def test_singular_w_on_host_fails_the_step():
+    from pyude._model import RHS
+    solver, dt = pyude.Rodas5P(), 0.1
+    prob = pyude.problems.rober_problem()
+    rhs, u = RHS(prob.f, prob.p), prob.u0
+    J = torch.eye(3, dtype=u.dtype) / (dt * solver.tableau.gamma)      # W = 0
+    result = solver._step_on_host(rhs, 0.0, u, rhs(0.0, u), dt, J, torch.zeros_like(u),
+                                  solver.init_cache())
+    assert not result.ok
 
 
 def test_jacobian_shape_error():

@@ -35,7 +35,7 @@ def jacobian_autodiff(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
     """(J, df/dt) by automatic differentiation in one call of f: in forward mode when the
     result must stay differentiable (gradients on, and u or a parameter wants one), else
     in reverse mode."""
-    if torch.is_grad_enabled() and (u.requires_grad or _needs_outside_grad(rhs, t, u)):
+    if wants_graph(rhs, t, u):
         return _forward_mode(rhs, t, u)
     return _reverse_mode(rhs, t, u)
 
@@ -79,6 +79,12 @@ def _reverse_mode(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
         else du.movedim(0, -2)
     dfdt = torch.zeros_like(u) if dt is None else dt.movedim(0, -1)
     return jac, dfdt
+
+
+def wants_graph(rhs: RHSFn, t: float, u: Tensor) -> bool:
+    """Whether a step from u must be recorded for autograd: gradients on, and u or a
+    tensor f reaches (a parameter, a network's weights) wanting one."""
+    return torch.is_grad_enabled() and (u.requires_grad or _needs_outside_grad(rhs, t, u))
 
 
 def _needs_outside_grad(rhs: RHSFn, t: float, u: Tensor) -> bool:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian
+from ._jacobian import jacobian, wants_graph
 from ._linear import factorise
 from ._tableau import DenseTableau, _array
 
@@ -100,6 +100,7 @@ class _Cache:
         self.J: Tensor | None = None
         self.dT: Tensor | None = None
         self.consts: tuple | None = None
+        self.host: tuple | None = None
         self.njacs = 0
         self.nw = 0
         self.nsolve = 0
@@ -139,8 +140,10 @@ class AbstractRosenbrock(AbstractImplicitSolver):
     def step(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
              cache: _Cache | None = None) -> StepResult:
         cache = cache if cache is not None else _Cache()
-        tab = self.tableau
         J, dT = self.jacobian(rhs, t, u, f0, cache)
+        if u.device.type == "cpu" and not wants_graph(rhs, t, u):
+            return self._step_on_host(rhs, t, u, f0, dt, J, dT, cache)
+        tab = self.tableau
         eye, weights = self._consts(u, cache)
         solve = factorise(eye / (dt * tab.gamma) - J)
         cache.nw += 1
@@ -165,6 +168,61 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         u1 = u + combined[0].view_as(u)
         err = combined[1].view_as(u)
         return StepResult(u1=u1, err=err, f1=du if tab.fsal else None, stages=stages)
+
+    def _host_consts(self, dtype: np.dtype) -> tuple:
+        """The tableau in the state's numpy dtype (a float64 row would promote a float32
+        state), made once per tableau and dtype: `mix` (s, 2, s + 1) with rows
+        [0, A_i] and [d_i, C_i] (scaled by dt and 1/dt each step), and [b; b_err]."""
+        tab = self.tableau
+        cache = tab.__dict__.setdefault("_host", {})        # (frozen dataclass: not a field)
+        if dtype not in cache:
+            mix = np.zeros((tab.stages, 2, tab.stages + 1))
+            mix[:, 0, 1:] = tab.A
+            mix[:, 1, 0] = tab.d
+            mix[:, 1, 1:] = tab.C
+            cache[dtype] = (mix.astype(dtype), np.stack([tab.b, tab.b_err]).astype(dtype))
+        return cache[dtype]
+
+    def _step_on_host(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
+                      J: Tensor, dT: Tensor, cache: _Cache) -> StepResult:
+        """The same step with its linear algebra in numpy, for a CPU state that nothing
+        differentiates: a numpy call on a small array costs about a microsecond, a torch
+        call several, and a Rodas5P step makes about eighty of them. Only f sees tensors,
+        which share memory with the numpy arrays."""
+        tab, shape, n = self.tableau, tuple(u.shape), u.shape[-1]
+        u_np = u.detach().numpy()
+        mix, weights = self._host_consts(u_np.dtype)
+        W = np.eye(n, dtype=u_np.dtype) / (dt * tab.gamma) - J.detach().numpy()
+        cache.nw += 1
+        try:
+            inverse = np.linalg.inv(W)
+        except np.linalg.LinAlgError:
+            return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
+        if not np.isfinite(inverse).all():
+            return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
+        mix = mix * np.array([1.0, 1.0 / dt], dtype=mix.dtype)[:, None]
+        mix[:, 1, 0] *= dt * dt                                       # d_i dt for df/dt
+        # M holds [df/dt, U_1, .., U_s], one flat row each; a stage's state and right-hand
+        # side take one product with the rows before it.
+        M = np.empty((tab.stages + 1, u_np.size), dtype=u_np.dtype)
+        M[0] = dT.detach().numpy().reshape(-1)
+        u_flat, du = u_np.reshape(-1), f0.detach().numpy().reshape(-1)
+        batched = inverse.ndim > 2
+        for i in range(tab.stages):
+            mixed = mix[i, :, :i + 1] @ M[:i + 1]
+            if i and tab.new_f[i]:
+                x = (u_flat + mixed[0]).reshape(shape)
+                du = rhs(t + tab.c_float[i] * dt, torch.from_numpy(x)).numpy().reshape(-1)
+            r = du + mixed[1]
+            M[i + 1] = (inverse @ r.reshape(*shape, 1)).reshape(-1) if batched \
+                else inverse @ r
+        cache.nsolve += tab.stages
+        combined = weights @ M[1:]
+        stages = list(torch.from_numpy(M[1:].reshape(tab.stages, *shape)).unbind(0))
+        u1 = torch.from_numpy((u_flat + combined[0]).reshape(shape))
+        err = torch.from_numpy(combined[1].reshape(shape))
+        f1 = torch.from_numpy(du.reshape(shape)) if tab.fsal else None
+        return StepResult(u1=u1, err=err, f1=f1, stages=stages)
 
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         dense = self.tableau.dense
