@@ -10,6 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+# dtypes numpy holds as they are (bfloat16 has no numpy twin)
+HOST_DTYPES = (torch.float32, torch.float64)
+
 
 def rms_per_trajectory(x: Tensor, scale: Tensor) -> Tensor:
     """sqrt(mean((x / scale)^2)) over the state axis; shape (*batch,)."""
@@ -25,7 +28,7 @@ def error_norm(err: Tensor, u0: Tensor, u1: Tensor, rtol, atol) -> float:
     """EEst of a trial step; NaN when the new state is not finite, so the step is refused.
     Written in few torch calls: on small systems each costs more than its arithmetic. On the
     CPU, where the result is a host number anyway, numpy does it in a fifth of the time."""
-    if err.device.type == "cpu":
+    if err.device.type == "cpu" and err.dtype in HOST_DTYPES:
         return _error_norm_host(err, u0, u1, rtol, atol)
     with torch.no_grad():
         size = u1.detach().abs()

@@ -18,7 +18,7 @@ from ._solution import Solution
 from .controllers import PIController, PredictiveController
 from .solvers import default_solver
 from .sensitivity import AbstractContinuousAdjoint
-from .solvers._base import AbstractSolver
+from .solvers._base import AbstractImplicitSolver, AbstractSolver
 
 BACKENDS = ("native", "julia", "auto")
 DEFAULT_MAXITERS = 100_000
@@ -204,6 +204,16 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
     return x
 
 
+def _check_linear_algebra_dtype(problem: ODEProblem, solver: AbstractSolver) -> None:
+    dtype = problem.u0.dtype
+    implicit = isinstance(getattr(solver, "stiff", solver), AbstractImplicitSolver)
+    if implicit and dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            f"{solver!r} solves linear systems with W = I - gamma dt J, and torch's linear "
+            f"algebra does not take {dtype}. Solve in float32 or float64 "
+            f"(`u0.float()` and the same for p), or use an explicit solver such as Tsit5().")
+
+
 def _tolerances(problem: ODEProblem, rtol, atol):
     eps = torch.finfo(problem.u0.dtype).eps
     r = _positive("rtol", rtol)
@@ -282,6 +292,7 @@ def _step_sizes(problem, solver, dt, adaptive, dtmin, dtmax):
 def _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters, tstops,
                   adaptive, dense, controller) -> LoopOptions:
     t0, t1 = problem.tspan
+    _check_linear_algebra_dtype(problem, solver)
     rtol, atol = _tolerances(problem, rtol, atol)
     adaptive, dtmin, dtmax = _step_sizes(problem, solver, dt, adaptive, dtmin, dtmax)
     if isinstance(maxiters, bool) or not isinstance(maxiters, (int, np.integer)) \

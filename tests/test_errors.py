@@ -179,6 +179,16 @@ def test_throw_must_be_bool():
         pyude.solve(lv_prob(), pyude.Tsit5(), throw="no")
 
 
+@pytest.mark.parametrize("solver", [pyude.Rodas5P(), pyude.KenCarp4(), pyude.AutoTsit5(
+    pyude.Rosenbrock23())], ids=repr)
+def test_stiff_solver_refuses_a_low_precision_state(solver):
+    prob = lv_prob()
+    half = pyude.ODEProblem(prob.f, prob.u0.to(torch.bfloat16), prob.tspan,
+                            {k: v.to(torch.bfloat16) for k, v in prob.p.items()})
+    with pytest.raises(ValueError, match="torch's linear algebra does not take torch.bfloat16"):
+        pyude.solve(half, solver, rtol=0.1, atol=0.01)
+
+
 def test_controller_validates_its_factors():
     with pytest.raises(ValueError, match="0 < qmin <= 1 <= qmax"):
         pyude.PIController(qmin=2.0)

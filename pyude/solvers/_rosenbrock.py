@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._norms import HOST_DTYPES
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
 from ._jacobian import jacobian, wants_graph
@@ -141,7 +142,7 @@ class AbstractRosenbrock(AbstractImplicitSolver):
              cache: _Cache | None = None) -> StepResult:
         cache = cache if cache is not None else _Cache()
         J, dT = self.jacobian(rhs, t, u, f0, cache)
-        if u.device.type == "cpu" and not wants_graph(rhs, t, u):
+        if u.device.type == "cpu" and u.dtype in HOST_DTYPES and not wants_graph(rhs, t, u):
             return self._step_on_host(rhs, t, u, f0, dt, J, dT, cache)
         tab = self.tableau
         eye, weights = self._consts(u, cache)
