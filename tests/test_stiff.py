@@ -217,7 +217,8 @@ def test_rosenbrock_steps_on_host_equal_the_torch_steps(entry, dtype, monkeypatc
     take the same steps as the torch step that gradients and GPUs use (single and batched)."""
     u0 = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.05, 0.05]], dtype=dtype)
     prob = pyude.ODEProblem(P.rober, u0, (0.0, 1e3), dict(k1=0.04, k2=3e7, k3=1e4))
-    kw = dict(rtol=1e-5, atol=1e-9, saveat=[1.0, 1e3])
+    single = dtype == torch.float32
+    kw = dict(rtol=1e-4 if single else 1e-5, atol=1e-8 if single else 1e-9, saveat=[1.0, 1e3])
     solver = dataclasses.replace(entry.solver, autodiff=False)
     host = pyude.solve(prob, solver, **kw)
     monkeypatch.setattr(pyude.solvers._rosenbrock, "wants_graph", lambda *args: True)
@@ -226,9 +227,25 @@ def test_rosenbrock_steps_on_host_equal_the_torch_steps(entry, dtype, monkeypatc
     if dtype == torch.float64:
         assert host.stats.naccept == tensor.stats.naccept
         np.testing.assert_allclose(host.u.numpy(), tensor.u.numpy(), rtol=1e-9, atol=1e-14)
-    else:       # rounding differs between the two libraries' kernels: one step more or less
-        assert abs(host.stats.naccept - tensor.stats.naccept) <= 0.02 * tensor.stats.naccept
+    else:       # rounding differs between the two libraries' kernels: a few steps
+        assert abs(host.stats.naccept - tensor.stats.naccept) <= 0.05 * tensor.stats.naccept
         np.testing.assert_allclose(host.u.numpy(), tensor.u.numpy(), rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch", [(), (4,)], ids=["single", "batched"])
+def test_finite_difference_jacobian_on_host_equals_torchs(batch, monkeypatch):
+    from pyude._model import RHS
+    from pyude.solvers import _jacobian
+
+    prob = pyude.problems.rober_problem()
+    u = (prob.u0 + torch.tensor([0.0, 1e-5, 0.01], dtype=torch.float64)).expand(*batch, 3)
+    rhs = RHS(prob.f, prob.p)
+    host = _jacobian.jacobian_finite_difference(rhs, 2.0, u)
+    monkeypatch.setattr(_jacobian, "wants_graph", lambda *args: True)
+    tensor = _jacobian.jacobian_finite_difference(rhs, 2.0, u)
+    assert host[0].shape == (*batch, 3, 3) and host[1].shape == (*batch, 3)
+    torch.testing.assert_close(host[0], tensor[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(host[1], tensor[1], rtol=1e-12, atol=1e-12)
 
 
 def test_singular_w_on_host_fails_the_step():
