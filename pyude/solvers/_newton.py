@@ -30,8 +30,15 @@ class NewtonResult:
     iterations: int
 
 
+def scaled_norm(dz: Tensor, scale: Tensor) -> float:
+    """The worst trajectory's RMS of dz / scale."""
+    with torch.no_grad():
+        return float((dz.detach() / scale).square().mean(dim=-1).sqrt().max())
+
+
 def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor], Tensor],
-                z0: Tensor, scale: Tensor, eta_old: float, min_iterations: int = 1
+                z0: Tensor, scale: Tensor, eta_old: float, min_iterations: int = 1,
+                norm: Callable[[Tensor, Tensor], float] = scaled_norm, eps: float | None = None
                 ) -> tuple[NewtonResult, float]:
     """Newton on g(z) = residual(z) = dt f(tmp + gamma z) - z from the guess z0.
 
@@ -40,15 +47,16 @@ def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor]
     no iterate is accepted before a convergence rate has been measured: a stale W can make
     the corrections small while the residual is not (Van der Pol after its jump: J taken
     mid-jump kept the fast variable frozen and the error estimate, filtered through that
-    W, near zero, for steps of 200 time units)."""
+    W, near zero, for steps of 200 time units). The iteration also runs on numpy arrays,
+    given their `norm` and machine `eps`."""
     z = z0
-    eta = max(eta_old, torch.finfo(z0.dtype).eps) ** 0.8
+    eps = torch.finfo(z0.dtype).eps if eps is None else eps
+    eta = max(eta_old, eps) ** 0.8
     previous = None
     for k in range(1, MAX_ITERS + 1):
         dz = solve_w(residual(z))
         z = z + dz
-        with torch.no_grad():
-            ndz = float((dz.detach() / scale).square().mean(dim=-1).sqrt().max())
+        ndz = norm(dz, scale)
         if ndz != ndz or ndz == float("inf"):
             return NewtonResult(z, False, k), eta_old
         if previous is not None:

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._norms import HOST_DTYPES
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian
+from ._jacobian import jacobian, wants_graph
 from ._newton import solve_stage
 from ._linear import factorise
 from ._tableau import _array, as_tensor, stage_rows
@@ -99,7 +100,7 @@ class AbstractESDIRK(AbstractImplicitSolver):
         cache.njacs += 1
 
     def _factor(self, dt: float, u: Tensor, cache: _Cache) -> bool:
-        if cache.lu_dt == dt:
+        if cache.lu_dt == dt and not isinstance(cache.lu, np.ndarray):
             return True
         n = u.shape[-1]
         eye = torch.eye(n, dtype=u.dtype, device=u.device)
@@ -120,8 +121,11 @@ class AbstractESDIRK(AbstractImplicitSolver):
         cache = cache if cache is not None else _Cache(1e-3, 1e-6)
         if cache.J is None or (cache.slow and cache.fresh_at != (t, id(u))):
             self._refresh_jacobian(rhs, t, u, cache)
+        on_host = u.device.type == "cpu" and u.dtype in HOST_DTYPES and \
+            not wants_graph(rhs, t, u)
+        attempt = self._attempt_on_host if on_host else self._attempt
         while True:
-            result = self._attempt(rhs, t, u, f0, dt, cache)
+            result = attempt(rhs, t, u, f0, dt, cache)
             if result.ok or cache.fresh_at == (t, id(u)):
                 return result
             # Newton failed with a Jacobian from an earlier step: refresh it and try again.
@@ -159,5 +163,82 @@ class AbstractESDIRK(AbstractImplicitSolver):
         err = self._solve_w(cache, axpy(None, 1.0, as_tensor(tab, "b_err", u), zs))
         return StepResult(u1=u1, err=err, f1=f1, stages=zs)
 
+    def _factor_on_host(self, dt: float, u: Tensor, cache: _Cache):
+        """W^-1 as a numpy array (None if W is singular), kept while dt and J stay."""
+        if cache.lu_dt == dt and isinstance(cache.lu, np.ndarray):
+            return cache.lu
+        n = u.shape[-1]
+        J = cache.J.detach().numpy()
+        W = np.eye(n, dtype=J.dtype) - (dt * self.tableau.gamma) * J
+        cache.nw += 1
+        try:
+            inverse = np.linalg.inv(W)
+        except np.linalg.LinAlgError:
+            inverse = None
+        if inverse is None or not np.isfinite(inverse).all():
+            cache.lu_dt = None
+            return None
+        cache.lu, cache.lu_dt = inverse, dt
+        return inverse
+
+    def _attempt_on_host(self, rhs, t, u, f0, dt, cache) -> StepResult:
+        """`_attempt` with the stage sums, W^-1 and the Newton norms in numpy, for a CPU
+        state nothing differentiates (see the Rosenbrock stepper's `_step_on_host`); f
+        sees tensors that share memory with the arrays."""
+        tab, shape, n = self.tableau, tuple(u.shape), u.shape[-1]
+        inverse = self._factor_on_host(dt, u, cache)
+        if inverse is None:
+            return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
+        x = u.detach().numpy()
+        a, b, b_err = _host_arrays(tab, x.dtype)
+        gamma, batch = tab.gamma, x.size // n
+
+        def solve_w(r):
+            cache.nsolve += 1
+            return inverse @ r if batch == 1 and inverse.ndim == 2 else \
+                (inverse.reshape(batch, n, n) @ r.reshape(batch, n, 1)).reshape(-1)
+
+        def norm(dz, scale):
+            return float(np.sqrt(np.square(dz.reshape(scale.shape) / scale).mean(axis=-1)).max())
+
+        scale = (_host(cache.atol) + _host(cache.rtol) * np.abs(x)).reshape(batch, n)
+        u_flat = x.reshape(-1)
+        Z = np.empty((tab.stages, u_flat.size), dtype=x.dtype)          # the stages z_i
+        Z[0] = dt * f0.detach().numpy().reshape(-1)
+        cache.slow = False
+        min_iterations = 1 if cache.fresh_at == (t, id(u)) else 2
+        for i in range(1, tab.stages):
+            tmp = u_flat + a[i, :i] @ Z[:i]
+            ti = t + tab.c_float[i] * dt
+
+            def residual(z, tmp=tmp, ti=ti):
+                state = torch.from_numpy((tmp + gamma * z).reshape(shape))
+                return dt * rhs(ti, state).numpy().reshape(-1) - z
+
+            newton, cache.eta = solve_stage(residual, solve_w, Z[i - 1], scale, cache.eta,
+                                            min_iterations, norm, float(np.finfo(x.dtype).eps))
+            if not newton.converged:
+                return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
+            cache.slow = cache.slow or newton.iterations > SLOW_ITERATIONS
+            Z[i] = newton.z
+        weights = a[-1] if tab.stiffly_accurate else b     # (row s holds gamma)
+        u1 = torch.from_numpy((u_flat + weights @ Z).reshape(shape))
+        f1 = torch.from_numpy((Z[-1] / dt).reshape(shape)) if tab.stiffly_accurate else None
+        err = torch.from_numpy(solve_w(b_err @ Z).reshape(shape))
+        stages = list(torch.from_numpy(Z.reshape(tab.stages, *shape)).unbind(0))
+        return StepResult(u1=u1, err=err, f1=f1, stages=stages)
+
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         return hermite(rec, theta)
+
+
+def _host(x):
+    return x.detach().numpy() if isinstance(x, Tensor) else x
+
+
+def _host_arrays(tab: ESDIRKTableau, dtype) -> tuple:
+    """(a, b, b_err) in the state's numpy dtype, made once per tableau and dtype."""
+    cache = tab.__dict__.setdefault("_host", {})            # (frozen dataclass: not a field)
+    if dtype not in cache:
+        cache[dtype] = tuple(x.astype(dtype) for x in (tab.a, tab.b, tab.b_err))
+    return cache[dtype]
