@@ -42,14 +42,15 @@ def error_norm(err: Tensor, u0: Tensor, u1: Tensor, rtol, atol) -> float:
     return worst / math.sqrt(err.shape[-1])
 
 
-def _host(x):
+def to_host(x):
+    """A CPU tensor as the numpy array sharing its memory; numbers pass through."""
     return x.detach().numpy() if isinstance(x, Tensor) else x
 
 
 def _error_norm_host(err: Tensor, u0: Tensor, u1: Tensor, rtol, atol) -> float:
-    e, size = _host(err), np.abs(_host(u1))
+    e, size = to_host(err), np.abs(to_host(u1))
     with np.errstate(all="ignore"):            # Inf and NaN are answered below, not warned
-        scale = np.maximum(np.abs(_host(u0)), size) * _host(rtol) + _host(atol)
+        scale = np.maximum(np.abs(to_host(u0)), size) * to_host(rtol) + to_host(atol)
         ratio = e / scale
         worst = float((ratio * ratio).sum(axis=-1).max())
     largest = float(size.max())

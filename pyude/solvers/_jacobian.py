@@ -90,6 +90,12 @@ def wants_graph(rhs: RHSFn, t: float, u: Tensor) -> bool:
     return torch.is_grad_enabled() and (u.requires_grad or _needs_outside_grad(rhs, t, u))
 
 
+def on_host(rhs: RHSFn, t: float, u: Tensor) -> bool:
+    """Whether a step from u may run its algebra in numpy: a CPU state of a dtype numpy
+    holds, and nothing to record for autograd."""
+    return u.device.type == "cpu" and u.dtype in HOST_DTYPES and not wants_graph(rhs, t, u)
+
+
 def _needs_outside_grad(rhs: RHSFn, t: float, u: Tensor) -> bool:
     """Whether f reaches a tensor that wants a gradient (a parameter, a network's weights)
     other than u: only then must J keep its graph. Keeping it for nothing would tie every
@@ -120,8 +126,8 @@ def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor,
     remembered. Exact for quadratic right-hand sides such as mass-action kinetics."""
     step = torch.finfo(u.dtype).eps ** (1 / 3)
     ht = step * max(abs(float(t)), 1.0)
-    if (u.device.type == "cpu" and u.dtype in HOST_DTYPES and getattr(rhs, "stackable", True)
-            and not getattr(rhs, "_float_time_only", False) and not wants_graph(rhs, t, u)):
+    if (getattr(rhs, "stackable", True) and not getattr(rhs, "_float_time_only", False)
+            and on_host(rhs, t, u)):
         try:
             return _finite_difference_on_host(rhs, t, u, step, ht)
         except Exception:                  # f takes t as a Python number only

@@ -19,12 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._norms import HOST_DTYPES
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian, wants_graph
-from ._linear import factorise
-from ._tableau import DenseTableau, _array
+from ._jacobian import jacobian, on_host
+from ._linear import factorise, factorise_on_host
+from ._tableau import DenseTableau, _array, host_arrays
 
 _TOL = 1e-12
 
@@ -101,7 +100,6 @@ class _Cache:
         self.J: Tensor | None = None
         self.dT: Tensor | None = None
         self.consts: tuple | None = None
-        self.host: tuple | None = None
         self.njacs = 0
         self.nw = 0
         self.nsolve = 0
@@ -142,7 +140,7 @@ class AbstractRosenbrock(AbstractImplicitSolver):
              cache: _Cache | None = None) -> StepResult:
         cache = cache if cache is not None else _Cache()
         J, dT = self.jacobian(rhs, t, u, f0, cache)
-        if u.device.type == "cpu" and u.dtype in HOST_DTYPES and not wants_graph(rhs, t, u):
+        if on_host(rhs, t, u):
             return self._step_on_host(rhs, t, u, f0, dt, J, dT, cache)
         tab = self.tableau
         eye, weights = self._consts(u, cache)
@@ -170,20 +168,6 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         err = combined[1].view_as(u)
         return StepResult(u1=u1, err=err, f1=du if tab.fsal else None, stages=stages)
 
-    def _host_consts(self, dtype: np.dtype) -> tuple:
-        """The tableau in the state's numpy dtype (a float64 row would promote a float32
-        state), made once per tableau and dtype: `mix` (s, 2, s + 1) with rows
-        [0, A_i] and [d_i, C_i] (scaled by dt and 1/dt each step), and [b; b_err]."""
-        tab = self.tableau
-        cache = tab.__dict__.setdefault("_host", {})        # (frozen dataclass: not a field)
-        if dtype not in cache:
-            mix = np.zeros((tab.stages, 2, tab.stages + 1))
-            mix[:, 0, 1:] = tab.A
-            mix[:, 1, 0] = tab.d
-            mix[:, 1, 1:] = tab.C
-            cache[dtype] = (mix.astype(dtype), np.stack([tab.b, tab.b_err]).astype(dtype))
-        return cache[dtype]
-
     def _step_on_host(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
                       J: Tensor, dT: Tensor, cache: _Cache) -> StepResult:
         """The same step with its linear algebra in numpy, for a CPU state that nothing
@@ -192,14 +176,11 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         which share memory with the numpy arrays."""
         tab, shape, n = self.tableau, tuple(u.shape), u.shape[-1]
         u_np = u.detach().numpy()
-        mix, weights = self._host_consts(u_np.dtype)
+        mix, weights = host_arrays(self.tableau, u_np.dtype, _host_mix)
         W = np.eye(n, dtype=u_np.dtype) / (dt * tab.gamma) - J.detach().numpy()
         cache.nw += 1
-        try:
-            inverse = np.linalg.inv(W)
-        except np.linalg.LinAlgError:
-            return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
-        if not np.isfinite(inverse).all():
+        solve = factorise_on_host(W)
+        if solve is None:
             return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
         mix = mix * np.array([1.0, 1.0 / dt], dtype=mix.dtype)[:, None]
         mix[:, 1, 0] *= dt * dt                                       # d_i dt for df/dt
@@ -208,15 +189,12 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         M = np.empty((tab.stages + 1, u_np.size), dtype=u_np.dtype)
         M[0] = dT.detach().numpy().reshape(-1)
         u_flat, du = u_np.reshape(-1), f0.detach().numpy().reshape(-1)
-        batched = inverse.ndim > 2
         for i in range(tab.stages):
             mixed = mix[i, :, :i + 1] @ M[:i + 1]
             if i and tab.new_f[i]:
                 x = (u_flat + mixed[0]).reshape(shape)
                 du = rhs(t + tab.c_float[i] * dt, torch.from_numpy(x)).numpy().reshape(-1)
-            r = du + mixed[1]
-            M[i + 1] = (inverse @ r.reshape(*shape, 1)).reshape(-1) if batched \
-                else inverse @ r
+            M[i + 1] = solve(du + mixed[1])
         cache.nsolve += tab.stages
         combined = weights @ M[1:]
         stages = list(torch.from_numpy(M[1:].reshape(tab.stages, *shape)).unbind(0))
@@ -230,3 +208,13 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         if dense is None:
             return hermite(rec, theta)
         return axpy(rec.u0, 1.0, dense.weights(theta), rec.stages)
+
+
+def _host_mix(tab: RosenbrockTableau) -> tuple:
+    """`mix` (s, 2, s + 1) with rows [0, A_i] and [d_i, C_i] (scaled by dt and 1/dt each
+    step), and [b; b_err], for the host step."""
+    mix = np.zeros((tab.stages, 2, tab.stages + 1))
+    mix[:, 0, 1:] = tab.A
+    mix[:, 1, 0] = tab.d
+    mix[:, 1, 1:] = tab.C
+    return mix, np.stack([tab.b, tab.b_err])

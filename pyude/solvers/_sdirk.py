@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._norms import HOST_DTYPES
+from .._norms import to_host
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian, wants_graph
+from ._jacobian import jacobian, on_host
 from ._newton import solve_stage
-from ._linear import factorise
-from ._tableau import _array, as_tensor, stage_rows
+from ._linear import factorise, factorise_on_host
+from ._tableau import _array, as_tensor, host_arrays, stage_rows
 
 _TOL = 1e-12
 # A stage that needs more Newton iterations than this marks the Jacobian as stale.
@@ -79,6 +79,7 @@ class _Cache:
         self.fresh_at: tuple | None = None   # (t, id(u)) where J was computed
         self.lu = None
         self.lu_dt: float | None = None
+        self.lu_on_host = False    # whether `lu` takes numpy arrays (see `_attempt_on_host`)
         self.eta = 1.0
         self.slow = False          # the last step's Newton converged slowly: refresh J
         self.njacs = 0
@@ -100,7 +101,7 @@ class AbstractESDIRK(AbstractImplicitSolver):
         cache.njacs += 1
 
     def _factor(self, dt: float, u: Tensor, cache: _Cache) -> bool:
-        if cache.lu_dt == dt and not isinstance(cache.lu, np.ndarray):
+        if cache.lu_dt == dt and not cache.lu_on_host:
             return True
         n = u.shape[-1]
         eye = torch.eye(n, dtype=u.dtype, device=u.device)
@@ -109,10 +110,11 @@ class AbstractESDIRK(AbstractImplicitSolver):
         if solve is None:
             cache.lu_dt = None
             return False
-        cache.lu, cache.lu_dt = solve, dt
+        cache.lu, cache.lu_dt, cache.lu_on_host = solve, dt, False
         return True
 
-    def _solve_w(self, cache: _Cache, rhs_vec: Tensor) -> Tensor:
+    def _solve_w(self, cache: _Cache, rhs_vec):
+        """W^-1 rhs_vec, a tensor, or a flat numpy array on the host path."""
         cache.nsolve += 1
         return cache.lu(rhs_vec)
 
@@ -121,9 +123,7 @@ class AbstractESDIRK(AbstractImplicitSolver):
         cache = cache if cache is not None else _Cache(1e-3, 1e-6)
         if cache.J is None or (cache.slow and cache.fresh_at != (t, id(u))):
             self._refresh_jacobian(rhs, t, u, cache)
-        on_host = u.device.type == "cpu" and u.dtype in HOST_DTYPES and \
-            not wants_graph(rhs, t, u)
-        attempt = self._attempt_on_host if on_host else self._attempt
+        attempt = self._attempt_on_host if on_host(rhs, t, u) else self._attempt
         while True:
             result = attempt(rhs, t, u, f0, dt, cache)
             if result.ok or cache.fresh_at == (t, id(u)):
@@ -163,45 +163,38 @@ class AbstractESDIRK(AbstractImplicitSolver):
         err = self._solve_w(cache, axpy(None, 1.0, as_tensor(tab, "b_err", u), zs))
         return StepResult(u1=u1, err=err, f1=f1, stages=zs)
 
-    def _factor_on_host(self, dt: float, u: Tensor, cache: _Cache):
-        """W^-1 as a numpy array (None if W is singular), kept while dt and J stay."""
-        if cache.lu_dt == dt and isinstance(cache.lu, np.ndarray):
-            return cache.lu
-        n = u.shape[-1]
+    def _factor_on_host(self, dt: float, u: Tensor, cache: _Cache) -> bool:
+        """`_factor` in numpy: W^-1 kept while dt and J stay."""
+        if cache.lu_dt == dt and cache.lu_on_host:
+            return True
         J = cache.J.detach().numpy()
-        W = np.eye(n, dtype=J.dtype) - (dt * self.tableau.gamma) * J
+        solve = factorise_on_host(np.eye(u.shape[-1], dtype=J.dtype)
+                                  - (dt * self.tableau.gamma) * J)
         cache.nw += 1
-        try:
-            inverse = np.linalg.inv(W)
-        except np.linalg.LinAlgError:
-            inverse = None
-        if inverse is None or not np.isfinite(inverse).all():
+        if solve is None:
             cache.lu_dt = None
-            return None
-        cache.lu, cache.lu_dt = inverse, dt
-        return inverse
+            return False
+        cache.lu, cache.lu_dt, cache.lu_on_host = solve, dt, True
+        return True
 
     def _attempt_on_host(self, rhs, t, u, f0, dt, cache) -> StepResult:
         """`_attempt` with the stage sums, W^-1 and the Newton norms in numpy, for a CPU
         state nothing differentiates (see the Rosenbrock stepper's `_step_on_host`); f
         sees tensors that share memory with the arrays."""
         tab, shape, n = self.tableau, tuple(u.shape), u.shape[-1]
-        inverse = self._factor_on_host(dt, u, cache)
-        if inverse is None:
+        if not self._factor_on_host(dt, u, cache):
             return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
         x = u.detach().numpy()
-        a, b, b_err = _host_arrays(tab, x.dtype)
+        a, b, b_err = host_arrays(tab, x.dtype, lambda tab: (tab.a, tab.b, tab.b_err))
         gamma, batch = tab.gamma, x.size // n
 
         def solve_w(r):
-            cache.nsolve += 1
-            return inverse @ r if batch == 1 and inverse.ndim == 2 else \
-                (inverse.reshape(batch, n, n) @ r.reshape(batch, n, 1)).reshape(-1)
+            return self._solve_w(cache, r)
 
         def norm(dz, scale):
             return float(np.sqrt(np.square(dz.reshape(scale.shape) / scale).mean(axis=-1)).max())
 
-        scale = (_host(cache.atol) + _host(cache.rtol) * np.abs(x)).reshape(batch, n)
+        scale = (to_host(cache.atol) + to_host(cache.rtol) * np.abs(x)).reshape(batch, n)
         u_flat = x.reshape(-1)
         Z = np.empty((tab.stages, u_flat.size), dtype=x.dtype)          # the stages z_i
         Z[0] = dt * f0.detach().numpy().reshape(-1)
@@ -231,14 +224,3 @@ class AbstractESDIRK(AbstractImplicitSolver):
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         return hermite(rec, theta)
 
-
-def _host(x):
-    return x.detach().numpy() if isinstance(x, Tensor) else x
-
-
-def _host_arrays(tab: ESDIRKTableau, dtype) -> tuple:
-    """(a, b, b_err) in the state's numpy dtype, made once per tableau and dtype."""
-    cache = tab.__dict__.setdefault("_host", {})            # (frozen dataclass: not a field)
-    if dtype not in cache:
-        cache[dtype] = tuple(x.astype(dtype) for x in (tab.a, tab.b, tab.b_err))
-    return cache[dtype]

@@ -119,6 +119,15 @@ def as_tensor(tab, name: str, like: Tensor) -> Tensor:
     return cache[key]
 
 
+def host_arrays(tab, dtype: np.dtype, make) -> tuple:
+    """`make(tab)`'s arrays in the numpy `dtype` of the host steps (a float64 row would
+    promote a float32 state), made once per tableau and dtype: `as_tensor`'s twin."""
+    cache = tab.__dict__.setdefault("_host", {})          # (frozen dataclass: not a field)
+    if dtype not in cache:
+        cache[dtype] = tuple(np.asarray(x, dtype=dtype) for x in make(tab))
+    return cache[dtype]
+
+
 def stage_rows(tab, name: str, like: Tensor) -> list[Tensor]:
     """Row i of the tableau's lower-triangular matrix `name`, its first i entries, as
     tensors (see `as_tensor`)."""
