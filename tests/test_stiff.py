@@ -146,7 +146,8 @@ def test_finite_difference_time_derivative(float_time):
 
     prob = _prothero_robinson(float_time)
     rhs = RHS(prob.f, prob.p)
-    jac, dfdt = jacobian_finite_difference(rhs, 0.5, torch.tensor([0.3], dtype=torch.float64))
+    jac, dfdt, _ = jacobian_finite_difference(rhs, 0.5,
+                                              torch.tensor([0.3], dtype=torch.float64))
     assert jac.item() == pytest.approx(-1e4)
     assert dfdt.item() == pytest.approx(1e4 * np.cos(0.5) - np.sin(0.5), rel=1e-7)
     assert getattr(rhs, "_float_time_only", False) is float_time
@@ -172,6 +173,26 @@ def test_user_jacobian_and_finite_differences_agree_with_autodiff(entry):
     np.testing.assert_allclose(user.u.numpy(), auto.u.numpy(), rtol=1e-9)
     np.testing.assert_allclose(fd.u.numpy(), auto.u.numpy(), rtol=1e-6)
     assert auto.stats.njacs > 0 and auto.stats.nw >= auto.stats.njacs
+
+
+@pytest.mark.parametrize("autodiff", [True, False], ids=["autodiff", "differences"])
+def test_rosenbrock_step_takes_f_with_its_jacobian(autodiff):
+    """The call of f that takes a step's Jacobian also gives f at its start, so N fixed
+    Rodas5P steps cost f0, one probe (does f reach a tensor that wants a gradient?),
+    N + 1 Jacobian calls (the last at the end) and seven stage calls each; with the
+    problem's own jac, f at each step's end is its own call."""
+    base, n = P.vdpol_problem(tspan=(0.0, 1.0)), 10
+    kw = dict(dt=0.1, adaptive=False, saveat=[1.0])
+    merged = pyude.solve(base, pyude.Rodas5P(autodiff=autodiff), **kw)
+    assert (merged.stats.nf, merged.stats.njacs) == (2 + (n + 1) + 7 * n, n + 1)
+
+    def jac(u, p, t):
+        y1, y2 = u
+        return [[0.0, 1.0], [-2 * p.mu * y1 * y2 - 1, p.mu * (1 - y1**2)]]
+    own = pyude.solve(pyude.ODEProblem(base.f, base.u0, base.tspan, base.p, jac=jac),
+                      pyude.Rodas5P(autodiff=autodiff), **kw)
+    assert own.stats.njacs == n
+    torch.testing.assert_close(merged.u, own.u, rtol=1e-10, atol=0)
 
 
 def test_batched_rober_rates_match_single_solves():
@@ -247,6 +268,9 @@ def test_finite_difference_jacobian_on_host_equals_torchs(batch, monkeypatch):
     assert host[0].shape == (*batch, 3, 3) and host[1].shape == (*batch, 3)
     torch.testing.assert_close(host[0], tensor[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(host[1], tensor[1], rtol=1e-12, atol=1e-12)
+    # f(t, u) itself rides in the same call, for the step that follows.
+    torch.testing.assert_close(host[2], rhs(2.0, u), rtol=0, atol=0)
+    torch.testing.assert_close(tensor[2], rhs(2.0, u), rtol=0, atol=0)
 
 
 def test_singular_w_on_host_fails_the_step():

@@ -52,6 +52,11 @@ class AbstractSolver(abc.ABC):
              cache: Any = None) -> StepResult:
         """Advance from (t, u), where f0 = f(t, u), to t + dt."""
 
+    def derivative_at(self, rhs: RHSFn, t: float, u: Tensor, cache: Any) -> Tensor:
+        """f(t, u) at the end of an accepted step whose method did not compute it (FSAL);
+        it starts the next step."""
+        return rhs(t, u)
+
     def order_now(self, cache: Any) -> int:
         """The order the step-size controller should assume for the next step."""
         return self.order

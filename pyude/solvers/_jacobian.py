@@ -34,16 +34,20 @@ from .._norms import HOST_DTYPES
 RHSFn = Callable[[float | Tensor, Tensor], Tensor]
 
 
-def jacobian_autodiff(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
-    """(J, df/dt) by automatic differentiation in one call of f: in forward mode when the
+# (J, df/dt, f): f(t, u) itself where the call that gave J computed it on the way, else None
+WithF = tuple[Tensor, Tensor, "Tensor | None"]
+
+
+def jacobian_autodiff(rhs: RHSFn, t: float, u: Tensor) -> WithF:
+    """(J, df/dt, f) by automatic differentiation in one call of f: in forward mode when the
     result must stay differentiable (gradients on, and u or a parameter wants one), else
-    in reverse mode."""
+    in reverse mode (which also returns f, detached)."""
     if wants_graph(rhs, t, u):
         return _forward_mode(rhs, t, u)
     return _reverse_mode(rhs, t, u)
 
 
-def _forward_mode(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
+def _forward_mode(rhs: RHSFn, t: float, u: Tensor) -> WithF:
     n = u.shape[-1]
     eye = torch.eye(n + 1, dtype=u.dtype, device=u.device)
     shape = (n + 1,) + tuple(u.shape)
@@ -54,10 +58,10 @@ def _forward_mode(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
         out = rhs(fwAD.make_dual(times, eye[:, n].reshape(times.shape)),
                   fwAD.make_dual(u.expand(shape).contiguous(), tangent_u))
         cols = fwAD.unpack_dual(out).tangent           # (n + 1, *batch, n)
-    return cols[:n].movedim(0, -1), cols[n]
+    return cols[:n].movedim(0, -1), cols[n], None
 
 
-def _reverse_mode(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
+def _reverse_mode(rhs: RHSFn, t: float, u: Tensor) -> WithF:
     """A private leaf for u and a time per trajectory; J and df/dt carry no graph."""
     n = u.shape[-1]
     with torch.enable_grad():
@@ -67,7 +71,7 @@ def _reverse_mode(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
         out = rhs(tt, uu)
         if not out.requires_grad:                 # f ignores u and t
             zero = torch.zeros_like(u)
-            return zero.unsqueeze(-1).expand(*u.shape, n).clone(), zero
+            return zero.unsqueeze(-1).expand(*u.shape, n).clone(), zero, out
         rows = torch.eye(n, dtype=u.dtype, device=u.device)
         rows = rows.reshape(n, *([1] * (u.ndim - 1)), n).expand(n, *u.shape)
         try:
@@ -81,7 +85,7 @@ def _reverse_mode(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
     jac = torch.zeros(*u.shape, n, dtype=u.dtype, device=u.device) if du is None \
         else du.movedim(0, -2)
     dfdt = torch.zeros_like(u) if dt is None else dt.movedim(0, -1)
-    return jac, dfdt
+    return jac, dfdt, out.detach()
 
 
 def wants_graph(rhs: RHSFn, t: float, u: Tensor) -> bool:
@@ -118,11 +122,11 @@ def _stack_rows(rows: list[Tensor | None], like: Tensor) -> Tensor | None:
     return torch.stack([torch.zeros_like(like) if r is None else r for r in rows])
 
 
-def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor, Tensor]:
-    """(J, df/dt) by central differences with steps eps^(1/3) * max(|u_j|, 1) and
-    eps^(1/3) * max(|t|, 1): the 2n perturbed states and the two perturbed times in one
-    call of f, each row with its own time (as the reverse mode passes a tensor t). An f
-    that needs t as a Python number is asked for df/dt by two more calls, and is
+def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> WithF:
+    """(J, df/dt, f) by central differences with steps eps^(1/3) * max(|u_j|, 1) and
+    eps^(1/3) * max(|t|, 1): the 2n perturbed states, the two perturbed times and u itself
+    in one call of f, each row with its own time (as the reverse mode passes a tensor t).
+    An f that needs t as a Python number is asked for df/dt by two more calls, and is
     remembered. Exact for quadratic right-hand sides such as mass-action kinetics."""
     step = torch.finfo(u.dtype).eps ** (1 / 3)
     ht = step * max(abs(float(t)), 1.0)
@@ -139,38 +143,40 @@ def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> tuple[Tensor,
     if not getattr(rhs, "stackable", True):
         states = torch.cat([u + offsets, u - offsets])
         out = torch.stack([rhs(t, state) for state in states])
-        return _central_columns(out, h, n), time_derivative(rhs, t, u)
+        return _central_columns(out, h, n), time_derivative(rhs, t, u), None
     if getattr(rhs, "_float_time_only", False):
-        out = rhs(t, torch.cat([u + offsets, u - offsets]))
-        return _central_columns(out, h, n), time_derivative(rhs, t, u)
-    times = torch.tensor([float(t)] * (2 * n) + [t + ht, t - ht], dtype=u.dtype,
+        out = rhs(t, torch.cat([u + offsets, u - offsets, u.unsqueeze(0)]))
+        return _central_columns(out, h, n), time_derivative(rhs, t, u), out[2 * n]
+    times = torch.tensor([float(t)] * (2 * n) + [t + ht, t - ht, float(t)], dtype=u.dtype,
                          device=u.device)
-    states = torch.cat([u + offsets, u - offsets, u.unsqueeze(0), u.unsqueeze(0)])
+    states = torch.cat([u + offsets, u - offsets] + [u.unsqueeze(0)] * 3)
     try:
         out = rhs(times.reshape(-1, *([1] * (u.ndim - 1))).expand(states.shape[:-1]), states)
     except Exception:                      # f takes t as a Python number only
         rhs._float_time_only = True
         return jacobian_finite_difference(rhs, t, u)
     dfdt = (out[2 * n] - out[2 * n + 1]) / float(times[2 * n] - times[2 * n + 1])
-    return _central_columns(out[:2 * n], h, n), dfdt
+    return _central_columns(out[:2 * n], h, n), dfdt, out[2 * n + 2]
 
 
 def _finite_difference_on_host(rhs: RHSFn, t: float, u: Tensor, step: float,
-                               ht: float) -> tuple[Tensor, Tensor]:
+                               ht: float) -> WithF:
     """The same differences with the perturbed states and the quotients in numpy (for a
     CPU state nothing differentiates: some twenty torch calls cost more than f)."""
     x = u.detach().numpy()
     n = x.shape[-1]
     h = step * np.maximum(np.abs(x), 1.0)                               # (*batch, n)
     offsets = np.eye(n, dtype=x.dtype).reshape(n, *([1] * (x.ndim - 1)), n) * h
-    states = np.concatenate([x + offsets, x - offsets, x[None], x[None]])
-    times = np.array([t] * (2 * n) + [t + ht, t - ht], dtype=x.dtype)
+    states = np.concatenate([x + offsets, x - offsets, np.broadcast_to(x, (3, *x.shape))])
+    times = np.array([t] * (2 * n) + [t + ht, t - ht, t], dtype=x.dtype)
     out = rhs(torch.from_numpy(times.reshape(-1, *([1] * (x.ndim - 1)))).expand(
-        states.shape[:-1]), torch.from_numpy(states)).numpy()
-    dfdt = (out[2 * n] - out[2 * n + 1]) / float(times[2 * n] - times[2 * n + 1])
+        states.shape[:-1]), torch.from_numpy(states))
+    host = out.numpy()
+    dfdt = (host[2 * n] - host[2 * n + 1]) / float(times[2 * n] - times[2 * n + 1])
     last_first = (x.ndim - 1, *range(x.ndim - 1))          # (np.moveaxis costs 20 us)
-    cols = (out[:n] - out[n:2 * n]) / (2 * h.transpose(last_first)[..., None])
-    return torch.from_numpy(cols.transpose(*range(1, x.ndim + 1), 0)), torch.from_numpy(dfdt)
+    cols = (host[:n] - host[n:2 * n]) / (2 * h.transpose(last_first)[..., None])
+    return (torch.from_numpy(cols.transpose(*range(1, x.ndim + 1), 0)),
+            torch.from_numpy(dfdt), out[2 * n + 2])
 
 
 def _central_columns(out: Tensor, h: Tensor, n: int) -> Tensor:
@@ -185,12 +191,28 @@ def time_derivative(rhs: RHSFn, t: float, u: Tensor) -> Tensor:
     return (rhs(t + ht, u) - rhs(t - ht, u)) / (2 * ht)
 
 
-def jacobian(rhs, t: float, u: Tensor, autodiff: bool) -> tuple[Tensor, Tensor]:
-    """(J, df/dt): the problem's own `jac` when it has one (df/dt then by central
-    differences in t), else autodiff or central differences as the solver asks."""
+def jacobian_and_f(rhs, t: float, u: Tensor, autodiff: bool) -> WithF:
+    """(J, df/dt, f): the problem's own `jac` when it has one (df/dt then by central
+    differences in t, and f None), else autodiff or central differences as the solver
+    asks, with f(t, u) from the same call of f where that call can carry it."""
     jac_fn = getattr(rhs, "jac_fn", None)
     if jac_fn is not None:
-        return rhs.jacobian(t, u), time_derivative(rhs, t, u)
+        return rhs.jacobian(t, u), time_derivative(rhs, t, u), None
     if autodiff:
         return jacobian_autodiff(rhs, t, u)
     return jacobian_finite_difference(rhs, t, u)
+
+
+def jacobian_gives_f(rhs, t: float, u: Tensor, autodiff: bool) -> bool:
+    """Whether `jacobian_and_f` returns f: not with the problem's own `jac`, nor in forward
+    mode (a solve that is differentiated), nor for an f that takes one state at a time."""
+    if getattr(rhs, "jac_fn", None) is not None:
+        return False
+    if autodiff:
+        return not wants_graph(rhs, t, u)
+    return getattr(rhs, "stackable", True)
+
+
+def jacobian(rhs, t: float, u: Tensor, autodiff: bool) -> tuple[Tensor, Tensor]:
+    """(J, df/dt) as `jacobian_and_f` takes them."""
+    return jacobian_and_f(rhs, t, u, autodiff)[:2]

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian, on_host
+from ._jacobian import jacobian_and_f, jacobian_gives_f, on_host
 from ._linear import factorise, factorise_on_host
 from ._tableau import DenseTableau, _array, host_arrays
 
@@ -118,12 +118,22 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         return _Cache()
 
     def jacobian(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, cache: _Cache):
-        key = (t, id(u))
-        if cache.key != key:
-            cache.J, cache.dT = jacobian(rhs, t, u, self.autodiff)
-            cache.key = key
-            cache.njacs += 1
+        if cache.key != (t, id(u)):
+            self._take_jacobian(rhs, t, u, cache)
         return cache.J, cache.dT
+
+    def _take_jacobian(self, rhs: RHSFn, t: float, u: Tensor, cache: _Cache) -> Tensor | None:
+        cache.J, cache.dT, f = jacobian_and_f(rhs, t, u, self.autodiff)
+        cache.key = (t, id(u))
+        cache.njacs += 1
+        return f
+
+    def derivative_at(self, rhs: RHSFn, t: float, u: Tensor, cache: _Cache) -> Tensor:
+        """Every step starts with a new Jacobian, and the call of f that takes it (by
+        differences or reverse mode) also gives f(t, u): one call of f fewer per step."""
+        if not jacobian_gives_f(rhs, t, u, self.autodiff):
+            return rhs(t, u)
+        return self._take_jacobian(rhs, t, u, cache)
 
     def _consts(self, u: Tensor, cache: _Cache) -> tuple:
         """(I, [b; b_err]) as tensors, made once per solve."""
