@@ -16,17 +16,30 @@ class ControllerState:
     rejected: bool = False    # whether the last trial step was rejected
 
 
-def _check_bounds(ctrl) -> None:
-    name = type(ctrl).__name__
-    if not 0 < ctrl.qmin <= 1 <= ctrl.qmax:
-        raise ValueError(f"{name} needs 0 < qmin <= 1 <= qmax; got "
-                         f"qmin={ctrl.qmin}, qmax={ctrl.qmax}")
-    if not 0 < ctrl.gamma <= 1:
-        raise ValueError(f"{name} needs 0 < gamma <= 1; got {ctrl.gamma}")
+@dataclass(frozen=True, kw_only=True)
+class StepBounds:
+    """The limits every step-size controller shares, keyword-only: the step changes by a
+    factor in [qmin, qmax] (qmax_first_step after the first step), a factor in
+    [qsteady_min, qsteady_max] keeps the step as it is, and gamma is the safety factor."""
+
+    qmin: float = 0.2
+    qmax: float = 10.0
+    qmax_first_step: float = 10000.0
+    gamma: float = 0.9
+    qsteady_min: float = 1.0
+    qsteady_max: float = 1.0
+
+    def __post_init__(self):
+        name = type(self).__name__
+        if not 0 < self.qmin <= 1 <= self.qmax:
+            raise ValueError(f"{name} needs 0 < qmin <= 1 <= qmax; got "
+                             f"qmin={self.qmin}, qmax={self.qmax}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"{name} needs 0 < gamma <= 1; got {self.gamma}")
 
 
 @dataclass(frozen=True)
-class PIController:
+class PIController(StepBounds):
     """Proportional-integral step-size control (Hairer & Wanner, Solving ODEs II, IV.2).
 
     After a step with scaled error `EEst` (accepted when `EEst <= 1`):
@@ -40,16 +53,7 @@ class PIController:
 
     beta1: float | None = None
     beta2: float | None = None
-    qmin: float = 0.2
-    qmax: float = 10.0
-    qmax_first_step: float = 10000.0
-    gamma: float = 0.9
-    qsteady_min: float = 1.0
-    qsteady_max: float = 1.0
     qoldinit: float = 1e-4
-
-    def __post_init__(self):
-        _check_bounds(self)
 
     def for_solver(self, solver) -> "PIController":
         """These settings with the gains left unset taken from the method, where

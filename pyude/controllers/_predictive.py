@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._pi import ControllerState, _check_bounds
+from ._pi import ControllerState, StepBounds
 
 
 @dataclass(frozen=True)
-class PredictiveController:
+class PredictiveController(StepBounds):
     """Predictive step-size control (Gustafsson 1994; Hairer & Wanner, Solving ODEs II,
     IV.8, eq. (8.25)), as RADAU5 and RODAS run it and OrdinaryDiffEq.jl offers it.
 
@@ -22,16 +22,6 @@ class PredictiveController:
     RADAU5 and RODAS, the step after a rejected one does not grow. A rejected step shrinks
     by the standard factor, by 10 when no step has been accepted yet.
     """
-
-    qmin: float = 0.2
-    qmax: float = 10.0
-    qmax_first_step: float = 10000.0
-    gamma: float = 0.9
-    qsteady_min: float = 1.0
-    qsteady_max: float = 1.0
-
-    def __post_init__(self):
-        _check_bounds(self)
 
     def for_solver(self, solver) -> "PredictiveController":
         return self
