@@ -170,8 +170,12 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
             dt = dt_try / o.controller.reject_factor(control, eest, solver.order_now(cache))
             continue
         t_new = stop if landing else t + dt_try
-        f1 = trial.f1 if trial.f1 is not None else solver.derivative_at(rhs, t_new, trial.u1,
-                                                                        cache)
+        if trial.f1 is not None:
+            f1 = trial.f1
+        elif landing and len(stops) == 1:          # the last step: no Jacobian to share with
+            f1 = rhs(t_new, trial.u1)
+        else:
+            f1 = solver.derivative_at(rhs, t_new, trial.u1, cache)
         rec = StepRecord(t0=t, dt=dt_try, u0=u, u1=trial.u1, f0=f0, f1=f1,
                          stages=trial.stages, rhs=rhs)
         if trial.method is not None:
