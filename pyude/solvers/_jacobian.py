@@ -203,16 +203,6 @@ def jacobian_and_f(rhs, t: float, u: Tensor, autodiff: bool) -> WithF:
     return jacobian_finite_difference(rhs, t, u)
 
 
-def jacobian_gives_f(rhs, t: float, u: Tensor, autodiff: bool) -> bool:
-    """Whether `jacobian_and_f` returns f: not with the problem's own `jac`, nor in forward
-    mode (a solve that is differentiated), nor for an f that takes one state at a time."""
-    if getattr(rhs, "jac_fn", None) is not None:
-        return False
-    if autodiff:
-        return not wants_graph(rhs, t, u)
-    return getattr(rhs, "stackable", True)
-
-
 def jacobian(rhs, t: float, u: Tensor, autodiff: bool) -> tuple[Tensor, Tensor]:
     """(J, df/dt) as `jacobian_and_f` takes them."""
     return jacobian_and_f(rhs, t, u, autodiff)[:2]

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian_and_f, jacobian_gives_f, on_host
+from ._jacobian import jacobian_and_f, on_host
 from ._linear import factorise, factorise_on_host
 from ._tableau import DenseTableau, _array, host_arrays
 
@@ -129,11 +129,11 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         return f
 
     def derivative_at(self, rhs: RHSFn, t: float, u: Tensor, cache: _Cache) -> Tensor:
-        """Every step starts with a new Jacobian, and the call of f that takes it (by
-        differences or reverse mode) also gives f(t, u): one call of f fewer per step."""
-        if not jacobian_gives_f(rhs, t, u, self.autodiff):
-            return rhs(t, u)
-        return self._take_jacobian(rhs, t, u, cache)
+        """The next step's Jacobian, taken now (the loop asks only where a step follows):
+        the call of f that takes it by differences or reverse mode also gives f(t, u), one
+        call of f fewer per step. Other ways (the problem's `jac`, forward mode) call f."""
+        f = self._take_jacobian(rhs, t, u, cache)
+        return rhs(t, u) if f is None else f
 
     def _consts(self, u: Tensor, cache: _Cache) -> tuple:
         """(I, [b; b_err]) as tensors, made once per solve."""
