@@ -254,7 +254,7 @@ def test_steps_on_host_equal_the_torch_steps(entry, dtype, monkeypatch):
         np.testing.assert_allclose(host.u.numpy(), tensor.u.numpy(), rtol=1e-3, atol=1e-7)
 
 
-@pytest.mark.parametrize("batch", [(), (4,)], ids=["single", "batched"])
+@pytest.mark.parametrize("batch", [(), (4,), (2, 3)], ids=["single", "batched", "batched-2d"])
 def test_finite_difference_jacobian_on_host_equals_torchs(batch, monkeypatch):
     from pyude._model import RHS
     from pyude.solvers import _jacobian
