@@ -13,6 +13,7 @@ failure with a fresh Jacobian reports the step as not completed, and the loop ha
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
@@ -191,8 +192,9 @@ class AbstractESDIRK(AbstractImplicitSolver):
         def solve_w(r):
             return self._solve_w(cache, r)
 
-        def norm(dz, scale):
-            return float(np.sqrt(np.square(dz.reshape(scale.shape) / scale).mean(axis=-1)).max())
+        def norm(dz, scale):           # (np.mean is a Python function: 10 us on 2 numbers)
+            ratio = dz.reshape(scale.shape) / scale
+            return math.sqrt(float((ratio * ratio).sum(axis=-1).max()) / n)
 
         scale = (to_host(cache.atol) + to_host(cache.rtol) * np.abs(x)).reshape(batch, n)
         u_flat = x.reshape(-1)
