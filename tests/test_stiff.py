@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pyude
-from helpers import ESDIRK, STIFF, ids, slow_for
+from helpers import ESDIRK, FIXED_STEP_NEWTON, STIFF, ids, observed_order, slow_for
 from problems import (HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000,
                       mescd)
 from pyude import problems as P
@@ -125,7 +125,7 @@ def test_newton_failure_shrinks_the_step_when_adaptive(entry):
     assert sol.u[-1, 0].item() == pytest.approx(exact, rel=1e-3)
 
 
-def _prothero_robinson(float_time):
+def _prothero_robinson(float_time=False, lam=-1e4, t1=2.0):
     """y' = lam (y - sin t) + cos t, exact solution sin t; time enters through df/dt."""
     import math
 
@@ -135,7 +135,21 @@ def _prothero_robinson(float_time):
             return [p.lam * (y - math.sin(t)) + math.cos(t)]
         t = torch.as_tensor(t, dtype=y.dtype)
         return [p.lam * (y - torch.sin(t)) + torch.cos(t)]
-    return pyude.ODEProblem(f, [0.0], (0.0, 2.0), dict(lam=-1e4))
+    return pyude.ODEProblem(f, [0.0], (0.0, t1), dict(lam=lam))
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_order_reduction_on_prothero_robinson(entry):
+    """Fixed steps on Prothero-Robinson over [0, 1]: at lam = -1 the method's order; at
+    lam = -1e6, with dt |lam| from 8e3 to 1.3e5, the stiff order the registry documents
+    (Rodas4 falls to 1, Rodas5P to 3, the ESDIRKs to their stage order 2)."""
+    def order(lam, ks):
+        prob = _prothero_robinson(lam=lam, t1=1.0)
+        return observed_order([
+            abs(pyude.solve(prob, entry.solver, dt=2.0**-k, adaptive=False,
+                            **FIXED_STEP_NEWTON).u[-1, 0].item() - np.sin(1.0)) for k in ks])
+    assert order(-1.0, range(2, 6)) == pytest.approx(entry.order, abs=0.2)
+    assert order(-1e6, range(3, 8)) == pytest.approx(entry.stiff_order, abs=0.2)
 
 
 @pytest.mark.parametrize("float_time", [False, True], ids=["tensor-t", "float-t"])
