@@ -47,13 +47,19 @@ def to_host(x):
     return x.detach().numpy() if isinstance(x, Tensor) else x
 
 
+def scaled_rms_on_host(x: np.ndarray, scale: np.ndarray) -> float:
+    """`scaled_rms` for numpy arrays, in few numpy calls (np.mean is a Python function that
+    costs about 10 us on a small state)."""
+    ratio = x / scale
+    return math.sqrt(float((ratio * ratio).sum(axis=-1).max()) / x.shape[-1])
+
+
 def _error_norm_host(err: Tensor, u0: Tensor, u1: Tensor, rtol, atol) -> float:
     e, size = to_host(err), np.abs(to_host(u1))
     with np.errstate(all="ignore"):            # Inf and NaN are answered below, not warned
         scale = np.maximum(np.abs(to_host(u0)), size) * to_host(rtol) + to_host(atol)
-        ratio = e / scale
-        worst = float((ratio * ratio).sum(axis=-1).max())
+        worst = scaled_rms_on_host(e, scale)
     largest = float(size.max())
     if not math.isfinite(largest) or not math.isfinite(worst):
         return math.nan
-    return math.sqrt(worst / err.shape[-1])
+    return worst

@@ -167,7 +167,7 @@ def _finite_difference_on_host(rhs: RHSFn, t: float, u: Tensor, step: float,
     x = u.detach().numpy()
     n = x.shape[-1]
     h = step * np.maximum(np.abs(x), 1.0)                               # (*batch, n)
-    h_first = h.T if x.ndim <= 2 else h.transpose(x.ndim - 1, *range(x.ndim - 1))
+    h_first = h.transpose(x.ndim - 1, *range(x.ndim - 1))                # (n, *batch)
     states = np.empty((2 * n + 3, *x.shape), dtype=x.dtype)
     states[...] = x
     j = np.arange(n)
