@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any, Iterable
-
-if TYPE_CHECKING:
-    from ._solution import Solution
+from typing import Any, Iterable
 
 
 class SolverError(RuntimeError):
@@ -16,7 +13,7 @@ class SolverError(RuntimeError):
     Pass `throw=False` to `solve` to get the partial solution back instead.
     """
 
-    def __init__(self, message: str, solution: "Solution | None" = None):
+    def __init__(self, message: str, solution: Any = None):
         super().__init__(message)
         self.solution = solution
         self.retcode = None if solution is None else solution.retcode

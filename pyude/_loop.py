@@ -9,17 +9,17 @@ for the device more than once per step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ._model import RHS
 from ._norms import error_norm
+from ._options import SolveOptions
 from ._retcode import ReturnCode
-from ._solution import Stats
-from .controllers import PIController, PredictiveController, initial_dt
+from ._solution import Solution, StepDense, Stats
+from .controllers import initial_dt
 from .solvers._base import AbstractSolver
 from .solvers._dense import StepRecord
 
@@ -33,29 +33,6 @@ MAX_CONSECUTIVE_FAILURES = 20
 
 
 @dataclass
-class LoopOptions:
-    t0: float
-    t1: float
-    rtol: float | Tensor
-    atol: float | Tensor
-    dt: float | None
-    dtmin: float
-    dtmax: float
-    maxiters: int
-    saveat: list[float] | None
-    tstops: list[float]
-    adaptive: bool
-    dense: bool
-    controller: PIController | PredictiveController = field(default_factory=PIController)
-    # called with every accepted step's record (GaussAdjoint integrates on the fly)
-    on_step: Callable[[StepRecord], None] | None = None
-
-    @property
-    def tdir(self) -> float:
-        return 1.0 if self.t1 >= self.t0 else -1.0
-
-
-@dataclass
 class LoopResult:
     ts: list[float]
     us: list[Tensor]
@@ -65,10 +42,46 @@ class LoopResult:
     steps: list[StepRecord] | None
     methods: list | None = None
 
+    def to_solution(self, u0: Tensor, solver: AbstractSolver, tdir: float) -> Solution:
+        t = torch.tensor(self.ts, dtype=u0.dtype, device=u0.device)
+        u = torch.stack(self.us) if self.us else u0.new_zeros((0, *u0.shape))
+        message = self.retcode.value if self.retcode.successful else (
+            f"{self.detail}. {self.retcode.value}")
+        dense = None if self.steps is None else StepDense(self.steps, solver, tdir, u0)
+        return Solution(t=t, u=u, retcode=self.retcode, message=message, stats=self.stats,
+                        solver=solver, dense=dense, methods=self.methods)
+
+
+def solve_on_torch(problem, solver: AbstractSolver, o: SolveOptions) -> Solution:
+    """Integrate `problem` and return its Solution; autograd records whatever the inputs
+    ask for."""
+    rhs = RHS(problem.f, problem.p, problem.jac)
+    result = integrate(rhs, solver, problem.u0, rhs.first_call(o.t0, problem.u0), o)
+    return result.to_solution(problem.u0, solver, o.tdir)
+
 
 def _snap(a: float, b: float) -> float:
     """How close two times must be to count as the same time."""
     return 64 * 2.220446049250313e-16 * max(abs(a), abs(b), 1e-300)
+
+
+def _which(u: Tensor) -> str:
+    """Which trajectory of a batch went non-finite first (nothing for a single one)."""
+    if u.ndim < 2:
+        return ""
+    bad = (~torch.isfinite(u.detach())).any(dim=-1).nonzero()
+    return f" in trajectory {tuple(bad[0].tolist())} of the batch" if len(bad) else ""
+
+
+def _stops(times: list[float], t0: float, tdir: float) -> list[float]:
+    """The times to land on after t0, in order, each once (a stop repeated, or given again
+    as t1, is one stop)."""
+    stops: list[float] = []
+    for s in sorted(times, key=lambda s: tdir * s):
+        last = stops[-1] if stops else t0
+        if tdir * (s - last) > _snap(s, last):
+            stops.append(s)
+    return stops
 
 
 class _Saver:
@@ -108,15 +121,14 @@ class _Saver:
 
 
 def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
-              o: LoopOptions) -> LoopResult:
+              o: SolveOptions) -> LoopResult:
     """Integrate from (t0, u0), with f0 = f(t0, u0), to t1 or to the first failure."""
     tdir, stats = o.tdir, Stats()
     saver = _Saver(solver, o.saveat, tdir)
     steps: list[StepRecord] | None = [] if o.dense else None
     t, u = o.t0, u0
     saver.start(t, u)
-    stops = sorted(o.tstops + [o.t1], key=lambda s: tdir * s)
-    stops = [s for s in stops if tdir * (s - t) > _snap(s, t)]
+    stops = _stops(o.tstops + [o.t1], t, tdir)
     if o.dt is not None or not stops:
         dt = tdir * abs(o.dt or 0.0)
     else:
@@ -161,7 +173,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
             stats.nreject += 1
             if not o.adaptive or nonfinite >= MAX_NONFINITE_TRIALS:
                 retcode = ReturnCode.Unstable
-                detail = f"a step from t={t:.9g} gave a NaN or Inf state"
+                detail = f"a step from t={t:.9g} gave a NaN or Inf state{_which(trial.u1)}"
                 break
             dt = dt_try * o.controller.qmin
             continue

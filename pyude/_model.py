@@ -148,6 +148,12 @@ def check_output(out: Any, like: Tensor) -> None:
     batch = tuple(like.shape[:-1])
     expect = (f"{n} components (a sequence of {n} values, or a tensor of shape "
               f"({n}, *batch) with components first)")
+    if isinstance(out, (list, tuple)):
+        for i, c in enumerate(out):
+            if not isinstance(c, (Tensor, int, float, np.number)) or isinstance(c, bool):
+                raise TypeError(
+                    f"f returned component {i} as {type(c).__name__} {c!r}; every component "
+                    f"must be a number or a tensor (the derivative of state component {i})")
     if isinstance(out, Tensor):
         ok = out.ndim >= 1 and out.shape[0] == n
         if ok:

@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from . import backends
 from ._errors import reject_unknown_kwargs
 from ._model import Params
 from ._problem import ODEProblem
@@ -41,9 +42,7 @@ class _SolvingModule(nn.Module):
         reject_unknown_kwargs(type(self).__name__, {k: v for k, v in options.items()
                                                      if k not in self._OPTIONS},
                               ("solver", "sensealg", "backend", *self._OPTIONS))
-        if backend not in ("native", "julia"):
-            raise ValueError(f"unknown backend {backend!r}; available backends: 'native', "
-                             f"'julia'")
+        backends.check_name(backend)
         self.solver, self.sensealg, self.options = solver, sensealg, options
         self.backend = backend
 
@@ -57,7 +56,8 @@ class _SolvingModule(nn.Module):
             from .julia._modules import solve_module
             return solve_module(self, u0, times)
         prob = ODEProblem(self.field, u0, (float(times[0]), float(times[-1])))
-        sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg, **self.options)
+        sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg,
+                    backend=self.backend, **self.options)
         return sol.u
 
 

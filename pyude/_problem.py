@@ -22,11 +22,22 @@ def _as_state(u0: Any) -> Tensor:
         u = u.reshape(1)
     if u.shape[-1] == 0:
         raise ValueError("u0 has no components; an ODE needs at least one state variable")
+    if u.numel() == 0:
+        raise ValueError(f"u0 has shape {tuple(u.shape)}: an empty batch, with no trajectory "
+                         f"to solve. Give at least one initial state, shape (*batch, n) with "
+                         f"every batch size >= 1.")
     _check_finite(u, "u0")
     return u
 
 
 def _as_tspan(tspan: Any) -> tuple[float, float]:
+    if isinstance(tspan, Tensor) and tspan.requires_grad or isinstance(tspan, (list, tuple)) \
+            and any(isinstance(t, Tensor) and t.requires_grad for t in tspan):
+        raise ValueError(
+            "tspan requires grad, but pyude does not differentiate with respect to the time "
+            "span (its gradient would silently be None). Pass plain numbers (`t.item()`), or "
+            "make the span a parameter of f: solve on (0, 1) with f scaled by a duration "
+            "that requires grad.")
     try:
         t0, t1 = (float(t) for t in tspan)
     except (TypeError, ValueError):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+import math
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -32,10 +33,64 @@ class Stats:
     def nsteps(self) -> int:
         return self.naccept + self.nreject
 
+    def __add__(self, other: "Stats") -> "Stats":
+        """The work of two solves together (intervals of one solve, trajectories of a
+        batch)."""
+        return Stats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
 
 class NumpySolution(NamedTuple):
     t: np.ndarray
     u: np.ndarray
+
+
+class StepDense:
+    """Dense output from a solve's accepted steps: each step's record and the method that
+    took it interpolate inside the step. `records` are the steps in order of time (the
+    adjoints walk them); `start` is the initial state, the whole answer of a solve that took
+    no step."""
+
+    def __init__(self, records: list[StepRecord], solver: AbstractSolver, tdir: float,
+                 start: Tensor):
+        self.records, self.solver, self.tdir, self.start = records, solver, tdir, start
+        self._starts = [tdir * r.t0 for r in records]
+
+    @property
+    def span(self) -> tuple[float, float]:
+        first, last = self.records[0], self.records[-1]
+        return first.t0, last.t0 + last.dt
+
+    def _index(self, time: float) -> int:
+        return max(0, bisect.bisect_right(self._starts, self.tdir * time) - 1)
+
+    def near(self, time: float) -> Tensor:
+        """The state at `time`, continuing the first or last step's polynomial a little past
+        the span (for finite differences in t inside the adjoints)."""
+        if not self.records:
+            return self.start
+        rec = self.records[self._index(time)]
+        return self.solver.interpolate(rec, (time - rec.t0) / rec.dt)
+
+    def at(self, time: float) -> Tensor:
+        """The state at `time` inside the solved span."""
+        if not math.isfinite(time):
+            raise ValueError(f"sol(t) needs a finite time; got {time}")
+        if not self.records:
+            return self.start
+        lo, hi = sorted(self.tdir * x for x in self.span)
+        x = self.tdir * time
+        slack = max(abs(lo), abs(hi), 1.0) * 1e-13
+        if x < lo - slack or x > hi + slack:
+            raise ValueError(
+                f"sol(t) at t={time} is outside the solved span "
+                f"[{self.span[0]}, {self.span[1]}]; the interpolant does not extrapolate")
+        rec = self.records[self._index(time)]
+        theta = min(1.0, max(0.0, (time - rec.t0) / rec.dt))
+        if theta == 1.0:
+            return rec.u1
+        if theta == 0.0:
+            return rec.u0
+        return self.solver.interpolate(rec, theta)
 
 
 class Solution:
@@ -45,9 +100,14 @@ class Solution:
         t: saved times, shape `(T,)`.
         u: saved states, shape `(T, *batch, n)`; differentiable with respect to `u0`
             and `p` when they require grad.
-        retcode: a `ReturnCode` (`Success`, `MaxIters`, `DtLessThanMin`, `Unstable`, ...).
+        retcode: a `ReturnCode` (`Success`, `MaxIters`, `DtLessThanMin`, `Unstable`, ...);
+            for a batch solved trajectory by trajectory, the worst of `retcodes`.
         message: what happened, and what to do when it is not a success.
         stats: a `Stats` of work counters.
+        retcodes: one `ReturnCode` per trajectory (shape `batch`) where the backend solves
+            each trajectory on its own (the numba backend); None where the batch shares
+            its steps.
+        dense: the dense output (None when solved with `saveat` or `dense=False`).
 
     For a composite solver such as `AutoTsit5(Rosenbrock23())`, `methods` lists the method
     that took each accepted step (DifferentialEquations.jl's `alg_choice`).
@@ -56,19 +116,18 @@ class Solution:
     `dense=True`, the default without `saveat`), and `sol.numpy()` for numpy arrays.
     """
 
-    def __init__(self, t: Tensor, u: Tensor, retcode: ReturnCode, message: str, stats: Stats,
-                 solver: AbstractSolver, steps: list[StepRecord] | None, tdir: float,
-                 methods: list[AbstractSolver] | None = None):
+    def __init__(self, *, t: Tensor, u: Tensor, retcode: ReturnCode, message: str,
+                 stats: Stats, solver: AbstractSolver, dense: Any = None,
+                 methods: list[AbstractSolver] | None = None, retcodes: Any = None):
         self.t = t
         self.u = u
         self.retcode = retcode
         self.message = message
         self.stats = stats
         self.solver = solver
-        self._steps = steps
-        self._tdir = tdir
+        self.dense = dense
         self.methods = methods
-        self._starts = None if steps is None else [tdir * s.t0 for s in steps]
+        self.retcodes = retcodes
 
     @property
     def success(self) -> bool:
@@ -90,7 +149,7 @@ class Solution:
     def __call__(self, t: float | Sequence[float] | Tensor | np.ndarray) -> Tensor:
         """The dense interpolant: shape `(*batch, n)` for a scalar time, `(len(t), *batch, n)`
         for a sequence of times."""
-        if self._steps is None:
+        if self.dense is None:
             raise ValueError(
                 "this solution keeps no dense output because it was solved with `saveat` "
                 "(or `dense=False`); solve again without `saveat`, or with `dense=True`, "
@@ -101,38 +160,8 @@ class Solution:
         else:
             times = np.asarray(t, dtype=float)
         if times.ndim == 0:
-            return self._at(float(times))
-        return torch.stack([self._at(float(x)) for x in times.reshape(-1)])
-
-    def _near(self, time: float) -> Tensor:
-        """The dense output at `time`, continuing the first or last step's polynomial a
-        little past the span (for finite differences in t inside the adjoints)."""
-        if not self._steps:
-            return self.u[0]
-        i = max(0, bisect.bisect_right(self._starts, self._tdir * time) - 1)
-        rec = self._steps[i]
-        return self.solver.interpolate(rec, (time - rec.t0) / rec.dt)
-
-    def _at(self, time: float) -> Tensor:
-        if not self._steps:
-            return self.u[0]
-        first, last = self._steps[0], self._steps[-1]
-        lo, hi = self._tdir * first.t0, self._tdir * (last.t0 + last.dt)
-        x = self._tdir * time
-        span = max(abs(lo), abs(hi), 1.0) * 1e-13
-        if x < lo - span or x > hi + span:
-            raise ValueError(
-                f"sol(t) at t={time} is outside the solved span "
-                f"[{first.t0}, {last.t0 + last.dt}]; the interpolant does not extrapolate"
-            )
-        i = max(0, bisect.bisect_right(self._starts, x) - 1)
-        rec = self._steps[i]
-        theta = min(1.0, max(0.0, (time - rec.t0) / rec.dt))
-        if theta == 1.0:
-            return rec.u1
-        if theta == 0.0:
-            return rec.u0
-        return self.solver.interpolate(rec, theta)
+            return self.dense.at(float(times))
+        return torch.stack([self.dense.at(float(x)) for x in times.reshape(-1)])
 
     def __repr__(self) -> str:
         return (f"Solution(retcode={self.retcode.name}, len={len(self)}, "

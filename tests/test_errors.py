@@ -212,3 +212,87 @@ def test_dense_output_does_not_extrapolate():
     sol = pyude.solve(lv_prob(tspan=(0.0, 1.0)), pyude.Tsit5())
     with pytest.raises(ValueError, match="outside the solved span"):
         sol(np.array([0.5, 2.0]))
+
+
+# --- bad input found by the first-hour and adversarial review ------------------------------
+
+def _lv():
+    return pyude.problems.lotka_volterra_problem()
+
+
+def test_span_too_narrow_for_its_times_is_refused():
+    prob = pyude.ODEProblem(_lv().f, [1.0, 1.0], (1e15, 1e15 + 10), _lv().p)
+    with pytest.raises(ValueError, match="floating-point steps of its times wide.*Shift time"):
+        pyude.solve(prob, pyude.Tsit5())
+
+
+def test_dense_output_at_nan_is_refused():
+    sol = pyude.solve(_lv(), pyude.Tsit5())
+    with pytest.raises(ValueError, match="sol\\(t\\) needs a finite time; got nan"):
+        sol(float("nan"))
+
+
+def test_direct_adjoint_refuses_to_differentiate_a_failed_solve():
+    alpha = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    prob = _lv().remake(p=dict(alpha=alpha, beta=1.0, gamma=3.0, delta=1.0))
+    sol = pyude.solve(prob, pyude.Tsit5(), maxiters=3, throw=False)
+    assert sol.retcode == pyude.ReturnCode.MaxIters
+    with pytest.raises(RuntimeError, match="forward solve failed, so its gradient is undefined"):
+        sol.u[-1].sum().backward()
+
+
+def test_backsolve_refuses_a_problem_unstable_backwards():
+    def lorenz(u, p, t):
+        x, y, z = u
+        return [p.s * (y - x), x * (p.r - z) - y, x * y - p.b * z]
+    s = torch.tensor(10.0, dtype=torch.float64, requires_grad=True)
+    prob = pyude.ODEProblem(lorenz, [1.0, 1.0, 1.0], (0.0, 1.0), dict(s=s, r=28.0, b=8 / 3))
+    sol = pyude.solve(prob, pyude.Tsit5(), saveat=[1.0], rtol=1e-6, atol=1e-6,
+                      sensealg=pyude.BacksolveAdjoint())
+    with pytest.raises(pyude.SolverError, match="unstable backwards in time.*Interpolating"):
+        sol.u.sum().backward()
+
+
+def test_tspan_requiring_grad_is_refused():
+    with pytest.raises(ValueError, match="tspan requires grad"):
+        pyude.ODEProblem(_lv().f, [1.0, 1.0], torch.tensor([0.0, 1.0], requires_grad=True))
+
+
+def test_repeated_tstops_and_t1_among_them_are_one_stop_each():
+    sol = pyude.solve(_lv(), pyude.Tsit5(), tstops=[10.0, 5.0, 5.0])
+    assert sol.success and 5.0 in sol.t.tolist()
+
+
+def test_saveat_asking_for_too_many_states_is_refused_before_any_work():
+    with pytest.raises(ValueError, match="asks for 1e\\+13 saved states"):
+        pyude.solve(_lv(), pyude.Tsit5(), saveat=1e-12)
+
+
+def test_dtmin_above_dtmax_is_refused():
+    with pytest.raises(ValueError, match="dtmin=1.0 is larger than dtmax=0.1"):
+        pyude.solve(_lv(), pyude.Tsit5(), dtmin=1.0, dtmax=0.1)
+
+
+def test_empty_batch_is_refused():
+    with pytest.raises(ValueError, match="an empty batch"):
+        pyude.ODEProblem(_lv().f, torch.zeros(0, 2), (0.0, 1.0), _lv().p)
+
+
+def test_f_returning_strings_is_named():
+    prob = pyude.ODEProblem(lambda u, p, t: ["a", "b"], [1.0, 1.0], (0.0, 1.0))
+    with pytest.raises(TypeError, match="component 0 as str 'a'"):
+        pyude.solve(prob, pyude.Tsit5())
+
+
+def test_numpy_float_dt_is_a_number():
+    sol = pyude.solve(_lv(), pyude.RK4(), dt=np.float32(0.5))
+    assert sol.success
+
+
+def test_a_batch_names_the_trajectory_that_failed():
+    def blows_up(u, p, t):
+        return [u[0] ** 2 * p[0]]
+    prob = pyude.ODEProblem(blows_up, [[1.0], [1.0]], (0.0, 2.0), torch.tensor([[0.1], [1e30]]))
+    sol = pyude.solve(prob, pyude.Euler(), dt=0.5, throw=False)
+    assert sol.retcode == pyude.ReturnCode.Unstable
+    assert "in trajectory (1,) of the batch" in sol.message

@@ -99,9 +99,9 @@ def test_julia_backend_without_julia_says_how_to_get_it(monkeypatch):
 def test_auto_backend_falls_back_to_native_and_says_so():
     if pyude.julia.available():
         pytest.skip("Julia is installed here")
-    pyude._solve._ANNOUNCED.clear()
+    pyude.backends._ANNOUNCED.clear()
     prob = pyude.problems.lotka_volterra_problem()
-    with pytest.warns(pyude._solve.BackendNotice, match="native backend: Julia is not"):
+    with pytest.warns(pyude.backends.BackendNotice, match="native backend: Julia is not"):
         sol = pyude.solve(prob, pyude.Tsit5(), saveat=[1.0], backend="auto")
     assert sol.success
 

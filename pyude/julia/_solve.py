@@ -111,7 +111,7 @@ def run(jp: JuliaProblem, u0: Tensor, theta: Tensor, solver, tdir: float) -> Sol
     t = torch.as_tensor(jp.saveat[:length], dtype=u0.dtype, device=u0.device)
     message = retcode.value if bad is None else (
         f"Julia returned {bad['retcode']}. {retcode.value}")
-    return Solution(t, u, retcode, message, stats, solver, None, tdir)
+    return Solution(t=t, u=u, retcode=retcode, message=message, stats=stats, solver=solver)
 
 
 def solve(problem, solver, *, saveat, rtol, atol, maxiters, sensealg, autodiff=True):

@@ -47,6 +47,38 @@ def param_spec(problem: ODEProblem) -> ParamSpec:
     return ParamSpec("none", [], [], modules)
 
 
+def needs_grad(problem: ODEProblem) -> bool:
+    """Whether autograd is on and anything the solve reads requires a gradient."""
+    if not torch.is_grad_enabled():
+        return False
+    return problem.u0.requires_grad or any(x.requires_grad for x in param_spec(problem).all)
+
+
+class _NoGradient(torch.autograd.Function):
+    """Passes a failed solve's states through, and refuses to differentiate them."""
+
+    @staticmethod
+    def forward(ctx, us: Tensor, message: str):
+        ctx.message = message
+        return us.view_as(us)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(ctx.message)
+
+
+def failed_forward(message: str) -> str:
+    return f"the forward solve failed, so its gradient is undefined: {message}"
+
+
+def refuse_gradient(sol):
+    """`sol` with states whose backward pass raises, when the solve failed (a partial
+    solution, `throw=False`): its gradient is not the gradient of anything the user asked."""
+    if not sol.success and sol.u.requires_grad:
+        sol.u = _NoGradient.apply(sol.u, failed_forward(sol.message))
+    return sol
+
+
 def vjp(f: Callable, spec: ParamSpec, p_tensors: list[Tensor], t: float, u: Tensor,
         a: Tensor, want_params: bool) -> tuple[Tensor, list[Tensor | None]]:
     """(a^T df/du, [a^T df/dtheta for every differentiable tensor]) at (t, u)."""
@@ -94,10 +126,5 @@ def sum_to(grad: Tensor, like: Tensor) -> Tensor:
 
 def adjoint_solver(solver: Any) -> Any:
     """The solver for an augmented adjoint system whose right-hand side calls autograd: the
-    same method, taking its Jacobian by finite differences when it needs one."""
-    if hasattr(solver, "autodiff") and getattr(solver, "autodiff"):
-        return type(solver)(autodiff=False)
-    stiff = getattr(solver, "stiff", None)
-    if stiff is not None and getattr(stiff, "autodiff", False):
-        return type(solver)(solver.nonstiff, type(stiff)(autodiff=False))
-    return solver
+    same method, every setting kept, taking its Jacobian by finite differences."""
+    return solver.with_autodiff(False)

@@ -5,10 +5,21 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from .._loop import solve_on_torch
+from .._options import SolveOptions
+from .._problem import ODEProblem
+from .._solution import Solution
+from ._adjoint import needs_grad, refuse_gradient
+
 
 class AbstractSensitivity(abc.ABC):
     """How gradients of a solve with respect to `u0`, `p` and network weights are computed.
     Every class is abstract or final; options are dataclass fields."""
+
+    @abc.abstractmethod
+    def solve(self, problem: ODEProblem, solver, options: SolveOptions) -> Solution:
+        """Solve on the torch backend, wiring the backward pass this algorithm stands for
+        when anything the solve reads requires a gradient."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -29,6 +40,12 @@ class DirectAdjoint(AbstractSensitivity):
     """
 
     checkpointing: bool = False
+
+    def solve(self, problem: ODEProblem, solver, options: SolveOptions) -> Solution:
+        if self.checkpointing and needs_grad(problem):
+            from ._checkpoint import solve_checkpointed
+            return refuse_gradient(solve_checkpointed(problem, solver, options))
+        return refuse_gradient(solve_on_torch(problem, solver, options))
 
     def __repr__(self) -> str:
         return "DirectAdjoint(checkpointing=True)" if self.checkpointing else "DirectAdjoint()"

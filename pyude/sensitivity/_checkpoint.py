@@ -7,7 +7,8 @@ import dataclasses
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .._loop import LoopOptions, integrate
+from .._loop import integrate
+from .._options import SolveOptions
 from .._model import RHS
 from .._problem import ODEProblem
 from .._retcode import ReturnCode
@@ -15,7 +16,7 @@ from .._solution import Solution, Stats
 from ._adjoint import param_spec
 
 
-def solve_checkpointed(problem: ODEProblem, solver, opts: LoopOptions) -> Solution:
+def solve_checkpointed(problem: ODEProblem, solver, opts: SolveOptions) -> Solution:
     """Solve interval by interval between the saved times under torch's checkpointing."""
     if opts.saveat is None or len(opts.saveat) < 2:
         raise ValueError("DirectAdjoint(checkpointing=True) checkpoints at the saved times: "
@@ -42,16 +43,15 @@ def solve_checkpointed(problem: ODEProblem, solver, opts: LoopOptions) -> Soluti
 
         u = checkpoint(interval, u, *spec.all, use_reentrant=False)
         result = box["result"]
-        for name in ("nf", "naccept", "nreject", "njacs", "nw", "nsolve"):
-            setattr(stats, name, getattr(stats, name) + getattr(result.stats, name))
+        stats = stats + result.stats
         if result.retcode is not ReturnCode.Success:
             # the states saved so far belong to the first len(us) saved times
             t = torch.tensor(opts.saveat[:len(us)], dtype=u.dtype, device=u.device)
             partial = torch.stack(us) if us else problem.u0.new_zeros((0, *problem.u0.shape))
-            return Solution(t, partial, result.retcode,
-                            f"{result.detail}. {result.retcode.value}", stats, solver, None,
-                            opts.tdir)
+            return Solution(t=t, u=partial, retcode=result.retcode,
+                            message=f"{result.detail}. {result.retcode.value}", stats=stats,
+                            solver=solver)
         us.append(u)
     t = torch.tensor(opts.saveat, dtype=u.dtype, device=u.device)
-    return Solution(t, torch.stack(us), ReturnCode.Success, ReturnCode.Success.value, stats,
-                    solver, None, opts.tdir)
+    return Solution(t=t, u=torch.stack(us), retcode=ReturnCode.Success,
+                    message=ReturnCode.Success.value, stats=stats, solver=solver)

@@ -4,6 +4,7 @@ BacksolveAdjoint."""
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,12 +12,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._loop import LoopOptions, integrate
+from .._errors import SolverError
+from .._loop import integrate, solve_on_torch
 from .._model import RHS
+from .._norms import scaled_rms
+from .._options import SolveOptions, build_options
 from .._problem import ODEProblem
 from .._solution import Solution
-from ._adjoint import (ParamSpec, adjoint_solver, fill_none, flatten, param_spec, sum_to,
-                       unflatten, vjp)
+from ._adjoint import (ParamSpec, adjoint_solver, failed_forward, fill_none, flatten,
+                       needs_grad, param_spec, sum_to, unflatten, vjp)
 from ._base import AbstractSensitivity
 
 _GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(5)
@@ -26,7 +30,7 @@ _GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(5)
 class _Forward:
     problem: ODEProblem
     solver: Any
-    opts: LoopOptions
+    opts: SolveOptions
     spec: ParamSpec
     sol: Solution          # the forward solution, dense, with no graph
 
@@ -34,12 +38,17 @@ class _Forward:
 class AbstractContinuousAdjoint(AbstractSensitivity):
     """Solve forward without a graph; differentiate by an adjoint ODE solved backwards."""
 
-    def solve(self, problem: ODEProblem, solver: Any, opts: LoopOptions) -> tuple[Any, Tensor]:
+    def solve(self, problem: ODEProblem, solver: Any, options: SolveOptions) -> Solution:
+        if not needs_grad(problem):
+            return solve_on_torch(problem, solver, options)
         spec = param_spec(problem)
-        fwd = _Forward(problem, solver, opts, spec, _solve_without_graph(problem, solver, opts,
-                                                                         spec))
+        forward = _solve_without_graph(problem, solver, options, spec)
+        fwd = _Forward(problem, solver, options, spec, forward)
         us = _AdjointFunction.apply(self, fwd, problem.u0, *spec.all)
-        return fwd.sol, us
+        return Solution(t=forward.t, u=us, retcode=forward.retcode, message=forward.message,
+                        stats=forward.stats, solver=solver,
+                        dense=forward.dense if options.dense else None,
+                        methods=forward.methods)
 
     @abc.abstractmethod
     def backward(self, fwd: _Forward, grad_us: Tensor) -> tuple[Tensor, list[Tensor]]:
@@ -58,17 +67,14 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
 
     def _solve_back(self, f, y0: Tensor, t_from: float, t_to: float, fwd: _Forward, solver,
                     dense: bool = False, on_step=None) -> Solution:
-        from .._errors import SolverError
-        from .._solve import _loop_options, _to_solution
         o = fwd.opts
         f.stackable = False   # adjoint systems read the forward solution at their own shapes
         problem = ODEProblem(f, y0, (t_from, t_to))
-        opts = _loop_options(problem, solver, None if dense else [t_to], o.dt, o.rtol, o.atol,
-                             None, None, o.maxiters, None, o.adaptive, dense, None)
+        opts = build_options(problem, solver, saveat=None if dense else [t_to], dt=o.dt,
+                             rtol=o.rtol, atol=o.atol, maxiters=o.maxiters,
+                             adaptive=o.adaptive, dense=dense)
         opts.on_step = on_step
-        rhs = RHS(f, None)
-        result = integrate(rhs, solver, y0, rhs.first_call(t_from, y0), opts)
-        sol = _to_solution(result, y0, solver, opts.tdir)
+        sol = solve_on_torch(problem, solver, opts)
         if not sol.success:
             raise SolverError(f"the adjoint solve with {solver!r} failed: {sol.retcode}: "
                               f"{sol.message}", sol)
@@ -88,7 +94,7 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
             times = [rec.t0 + theta * rec.dt for theta in thetas]
             weights = 0.5 * abs(rec.dt) * _GAUSS_WEIGHTS
             adjoints = [w * solver.interpolate(rec, theta) for w, theta in zip(weights, thetas)]
-            states = [fwd.sol._near(t) for t in times]
+            states = [fwd.sol.dense.near(t) for t in times]
             grads = None
             if batched[0]:
                 try:
@@ -112,24 +118,22 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
         spec, f, p_tensors = _interp_fields(fwd)
 
         def adjoint(aa, _p, t):
-            ga, _ = vjp(f, spec, p_tensors, t, fwd.sol._near(t), aa.movedim(0, -1), False)
+            ga, _ = vjp(f, spec, p_tensors, t, fwd.sol.dense.near(t), aa.movedim(0, -1), False)
             return (-ga).movedim(-1, 0)
         return adjoint
 
 
-def _solve_without_graph(problem: ODEProblem, solver: Any, opts: LoopOptions,
+def _solve_without_graph(problem: ODEProblem, solver: Any, opts: SolveOptions,
                          spec: ParamSpec) -> Solution:
     """The forward solve, dense, with no autograd graph. It runs before (not inside) the
     autograd.Function, whose forward would switch off the forward-mode AD that stiff
     solvers use for their Jacobians."""
-    from .._solve import _to_solution
     with torch.no_grad():
         rhs = RHS(problem.f, spec.rebuild([x.detach() for x in spec.p_tensors]), problem.jac)
         u0 = problem.u0.detach()
         f0 = rhs.first_call(opts.t0, u0)
-        dense_opts = LoopOptions(**{**opts.__dict__, "dense": True})
-        result = integrate(rhs, solver, u0, f0, dense_opts)
-    return _to_solution(result, problem.u0, solver, opts.tdir)
+        result = integrate(rhs, solver, u0, f0, dataclasses.replace(opts, dense=True))
+    return result.to_solution(problem.u0, solver, opts.tdir)
 
 
 class _AdjointFunction(torch.autograd.Function):
@@ -141,8 +145,7 @@ class _AdjointFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_us: Tensor):
         if not ctx.fwd.sol.success:
-            raise RuntimeError("the forward solve failed, so its gradient is undefined: "
-                               f"{ctx.fwd.sol.message}")
+            raise RuntimeError(failed_forward(ctx.fwd.sol.message))
         grad_u0, grad_theta = ctx.algo.backward(ctx.fwd, grad_us.detach())
         theta = ctx.fwd.spec.all
         grad_theta = [sum_to(g, x) for g, x in zip(grad_theta, theta)]
@@ -157,6 +160,23 @@ def _batched_vjp(f, spec: ParamSpec, p_tensors: list[Tensor], times: list[float]
     t = torch.tensor(times, dtype=u.dtype, device=u.device).reshape(shape).expand(u.shape[:-1])
     _, grads = vjp(f, spec, p_tensors, t, u, torch.stack(adjoints), True)
     return grads
+
+
+# How far (in units of the solve's tolerances) the re-integrated state may drift from the
+# forward one before the gradient is refused: a gradient from a state that far off is wrong.
+MAX_BACKSOLVE_DRIFT = 100.0
+
+
+def _check_drift(u_back: Tensor, u_forward: Tensor, t_from: float, t_to: float,
+                 opts: SolveOptions) -> None:
+    scale = opts.atol + opts.rtol * u_forward.abs()
+    drift = scaled_rms(u_back - u_forward, scale)
+    if not drift <= MAX_BACKSOLVE_DRIFT:
+        raise SolverError(
+            f"BacksolveAdjoint re-integrated u from t={t_from:g} back to t={t_to:g} and "
+            f"ended {drift:.3g} tolerances away from the forward solution there (the limit "
+            f"is {MAX_BACKSOLVE_DRIFT:g}): the problem is unstable backwards in time, so the "
+            f"gradient would be wrong. Use InterpolatingAdjoint() or QuadratureAdjoint().")
 
 
 def _interp_fields(fwd: _Forward):
@@ -187,7 +207,7 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
 
             def aug(y, _p, t, shape=a.shape):
                 aa = y[:na].reshape(shape)
-                ga, gp = vjp(f, spec, p_tensors, t, fwd.sol._near(t), aa, True)
+                ga, gp = vjp(f, spec, p_tensors, t, fwd.sol.dense.near(t), aa, True)
                 return torch.cat([-ga.reshape(-1), -flatten(fill_none(gp, theta))])
 
             y = self._solve_back(aug, torch.cat([a.reshape(-1), mu]), t_from, t_to, fwd,
@@ -215,7 +235,7 @@ class _AdjointThenQuadrature(AbstractContinuousAdjoint):
             sol_a = self._solve_back(field, a, t_from, t_to, fwd, solver,
                                      dense=not self._on_the_fly,
                                      on_step=integrand if self._on_the_fly else None)
-            for rec in sol_a._steps or []:
+            for rec in sol_a.dense.records if sol_a.dense else []:
                 integrand(rec)
             a = sol_a.u[-1]
             if idx is not None:
@@ -287,10 +307,12 @@ class BacksolveAdjoint(AbstractContinuousAdjoint):
             y = self._solve_back(aug, torch.cat([u.reshape(-1), a.reshape(-1), mu]), t_from,
                                  t_to, fwd, solver).u[-1]
             u, a, mu = y[:n].reshape(u.shape), y[n:2 * n].reshape(a.shape), y[2 * n:]
+            forward_u = fwd.problem.u0.detach() if idx is None else fwd.sol.u[idx].detach()
+            _check_drift(u, forward_u, t_from, t_to, fwd.opts)
             if idx is not None:
                 a = a + grad_us[idx]
                 if self.checkpointing:
-                    u = fwd.sol.u[idx].detach()
+                    u = forward_u
         return a, unflatten(mu, theta)
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ Tsit5). `maxstiffstep` stiff verdicts in a row switch to the stiff method (and d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,6 @@ from torch import Tensor
 from ._base import AbstractImplicitSolver, AbstractSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy
 from ._erk import AbstractERK
-
-# OrdinaryDiffEq's alg_stability_size: the radius of the stability region along the negative
-# real axis, for the explicit methods that have the two c = 1 stages the estimate needs.
-STABILITY_SIZE = {"Tsit5": 3.5068, "DP5": 3.3066, "Vern7": 4.64}
 
 
 class _Cache:
@@ -57,10 +54,10 @@ class AutoSwitch(AbstractSolver):
     stiffalgfirst: bool = False
 
     def __post_init__(self):
-        name = type(self.nonstiff).__name__
-        if not isinstance(self.nonstiff, AbstractERK) or name not in STABILITY_SIZE:
-            raise ValueError(f"the non-stiff method of an automatic switch must be one of "
-                             f"{sorted(STABILITY_SIZE)}; got {self.nonstiff!r}")
+        if not isinstance(self.nonstiff, AbstractERK) or self.nonstiff.stability_size is None:
+            raise ValueError(f"the non-stiff method of an automatic switch must be an explicit "
+                             f"method with a known stability region (Tsit5, DP5, Vern7); got "
+                             f"{self.nonstiff!r}")
         if not isinstance(self.stiff, AbstractImplicitSolver):
             raise ValueError(f"the stiff method of an automatic switch must be a stiff solver "
                              f"such as Rosenbrock23() or Rodas5P(); got {self.stiff!r}")
@@ -72,6 +69,13 @@ class AutoSwitch(AbstractSolver):
     @property
     def adaptive(self) -> bool:
         return True
+
+    @property
+    def implicit(self) -> bool:
+        return self.stiff.implicit
+
+    def with_autodiff(self, autodiff: bool) -> "AutoSwitch":
+        return dataclasses.replace(self, stiff=self.stiff.with_autodiff(autodiff))
 
     def init_cache(self, rtol, atol) -> _Cache:
         return _Cache(self.nonstiff.init_cache(rtol, atol), self.stiff.init_cache(rtol, atol),
@@ -111,7 +115,7 @@ class AutoSwitch(AbstractSolver):
 
     def on_accept(self, cache: _Cache, u: Tensor, result: StepResult, dt: float) -> float:
         stiffness = abs(self.eigen_estimate(cache, u, result, dt) * dt) / \
-            STABILITY_SIZE[type(self.nonstiff).__name__]
+            self.nonstiff.stability_size
         stiff_now = stiffness > (self.stifftol if cache.is_stiff else self.nonstifftol)
         if stiff_now:
             cache.count = 1 if cache.count < 0 else cache.count + 1

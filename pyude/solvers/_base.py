@@ -36,6 +36,11 @@ class AbstractSolver(abc.ABC):
     order: ClassVar[int]
     # The PI gains (beta1, beta2) where OrdinaryDiffEq's differ from its 0.7/p, 0.4/p.
     controller_betas: ClassVar[tuple[float, float] | None] = None
+    # Whether a step solves linear systems (W = I - gamma dt J).
+    implicit: ClassVar[bool] = False
+    # The radius of the stability region along the negative real axis (OrdinaryDiffEq's
+    # alg_stability_size), for explicit methods that can detect stiffness in an AutoSwitch.
+    stability_size: ClassVar[float | None] = None
 
     @property
     @abc.abstractmethod
@@ -69,6 +74,12 @@ class AbstractSolver(abc.ABC):
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         """The state at t0 + theta * dt inside an accepted step, 0 <= theta <= 1."""
 
+    def with_autodiff(self, autodiff: bool) -> "AbstractSolver":
+        """The same solver, every other setting kept, taking its Jacobians by automatic
+        differentiation (True) or finite differences (False); methods without Jacobians
+        return themselves."""
+        return self
+
     @property
     def julia_name(self) -> str:
         """The same method in OrdinaryDiffEq.jl, as Julia source."""
@@ -87,7 +98,11 @@ class AbstractImplicitSolver(AbstractSolver):
 
     embedded_order: ClassVar[int]
     dense_order: ClassVar[int] = 3
+    implicit: ClassVar[bool] = True
     autodiff: bool
+
+    def with_autodiff(self, autodiff: bool) -> "AbstractImplicitSolver":
+        return dataclasses.replace(self, autodiff=bool(autodiff))
 
     @property
     def adaptive(self) -> bool:

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from .._norms import HOST_DTYPES
 
 RHSFn = Callable[[float | Tensor, Tensor], Tensor]
 
@@ -94,12 +92,6 @@ def wants_graph(rhs: RHSFn, t: float, u: Tensor) -> bool:
     return torch.is_grad_enabled() and (u.requires_grad or _needs_outside_grad(rhs, t, u))
 
 
-def on_host(rhs: RHSFn, t: float, u: Tensor) -> bool:
-    """Whether a step from u may run its algebra in numpy: a CPU state of a dtype numpy
-    holds, and nothing to record for autograd."""
-    return u.device.type == "cpu" and u.dtype in HOST_DTYPES and not wants_graph(rhs, t, u)
-
-
 def _needs_outside_grad(rhs: RHSFn, t: float, u: Tensor) -> bool:
     """Whether f reaches a tensor that wants a gradient (a parameter, a network's weights)
     other than u: only then must J keep its graph. Keeping it for nothing would tie every
@@ -130,12 +122,6 @@ def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> WithF:
     remembered. Exact for quadratic right-hand sides such as mass-action kinetics."""
     step = torch.finfo(u.dtype).eps ** (1 / 3)
     ht = step * max(abs(float(t)), 1.0)
-    if (getattr(rhs, "stackable", True) and not getattr(rhs, "_float_time_only", False)
-            and on_host(rhs, t, u)):
-        try:
-            return _finite_difference_on_host(rhs, t, u, step, ht)
-        except Exception:                  # f takes t as a Python number only
-            rhs._float_time_only = True
     n = u.shape[-1]
     h = step * u.detach().abs().clamp(min=1.0)                      # (*batch, n)
     eye = torch.eye(n, dtype=u.dtype, device=u.device)
@@ -157,32 +143,6 @@ def jacobian_finite_difference(rhs: RHSFn, t: float, u: Tensor) -> WithF:
         return jacobian_finite_difference(rhs, t, u)
     dfdt = (out[2 * n] - out[2 * n + 1]) / float(times[2 * n] - times[2 * n + 1])
     return _central_columns(out[:2 * n], h, n), dfdt, out[2 * n + 2]
-
-
-def _finite_difference_on_host(rhs: RHSFn, t: float, u: Tensor, step: float,
-                               ht: float) -> WithF:
-    """The same differences with the perturbed states and the quotients in numpy (for a
-    CPU state nothing differentiates: some twenty torch calls cost more than f). Built in
-    few numpy calls: on a small system each costs more than its arithmetic."""
-    x = u.detach().numpy()
-    n = x.shape[-1]
-    h = step * np.maximum(np.abs(x), 1.0)                               # (*batch, n)
-    h_first = h.transpose(x.ndim - 1, *range(x.ndim - 1))                # (n, *batch)
-    states = np.empty((2 * n + 3, *x.shape), dtype=x.dtype)
-    states[...] = x
-    j = np.arange(n)
-    states[j, ..., j] += h_first                                     # rows u + h_j e_j
-    states[n + j, ..., j] -= h_first                                 # rows u - h_j e_j
-    times = np.full(states.shape[:-1], t, dtype=x.dtype)
-    times[2 * n] += ht
-    times[2 * n + 1] -= ht
-    out = rhs(torch.from_numpy(times), torch.from_numpy(states))
-    host = out.numpy()
-    per_row = times.reshape(2 * n + 3, -1)
-    dfdt = (host[2 * n] - host[2 * n + 1]) / float(per_row[2 * n, 0] - per_row[2 * n + 1, 0])
-    cols = (host[:n] - host[n:2 * n]) / (2 * h_first[..., None])     # (n, *batch, n)
-    return (torch.from_numpy(cols.transpose(*range(1, x.ndim + 1), 0)),
-            torch.from_numpy(dfdt), out[2 * n + 2])
 
 
 def _central_columns(out: Tensor, h: Tensor, n: int) -> Tensor:

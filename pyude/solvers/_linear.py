@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,20 +33,3 @@ def factorise(W: Tensor) -> Solve | None:
     if bool(info.any()):
         return None
     return lambda b: torch.linalg.lu_solve(lu, pivots, b.unsqueeze(-1)).squeeze(-1)
-
-
-def factorise_on_host(W: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
-    """`factorise` for the numpy steps: W^-1 formed once, and a function applying it to a
-    flat right-hand side (the batch's states one after another); None when some W of the
-    batch is singular or its inverse is not finite."""
-    try:
-        inverse = np.linalg.inv(W)
-    except np.linalg.LinAlgError:
-        return None
-    if not np.isfinite(inverse).all():
-        return None
-    if inverse.ndim == 2:
-        return lambda b: inverse @ b
-    n = inverse.shape[-1]
-    per_state = inverse.reshape(-1, n, n)
-    return lambda b: (per_state @ b.reshape(-1, n, 1)).reshape(-1)

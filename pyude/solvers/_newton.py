@@ -19,6 +19,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .._norms import scaled_rms
+
 KAPPA = 0.01
 MAX_ITERS = 10
 
@@ -30,15 +32,8 @@ class NewtonResult:
     iterations: int
 
 
-def scaled_norm(dz: Tensor, scale: Tensor) -> float:
-    """The worst trajectory's RMS of dz / scale."""
-    with torch.no_grad():
-        return float((dz.detach() / scale).square().mean(dim=-1).sqrt().max())
-
-
 def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor], Tensor],
-                z0: Tensor, scale: Tensor, eta_old: float, min_iterations: int = 1,
-                norm: Callable[[Tensor, Tensor], float] = scaled_norm, eps: float | None = None
+                z0: Tensor, scale: Tensor, eta_old: float, min_iterations: int = 1
                 ) -> tuple[NewtonResult, float]:
     """Newton on g(z) = residual(z) = dt f(tmp + gamma z) - z from the guess z0.
 
@@ -47,16 +42,15 @@ def solve_stage(residual: Callable[[Tensor], Tensor], solve_w: Callable[[Tensor]
     no iterate is accepted before a convergence rate has been measured: a stale W can make
     the corrections small while the residual is not (Van der Pol after its jump: J taken
     mid-jump kept the fast variable frozen and the error estimate, filtered through that
-    W, near zero, for steps of 200 time units). The iteration also runs on numpy arrays,
-    given their `norm` and machine `eps`."""
+    W, near zero, for steps of 200 time units)."""
     z = z0
-    eps = torch.finfo(z0.dtype).eps if eps is None else eps
+    eps = torch.finfo(z0.dtype).eps
     eta = max(eta_old, eps) ** 0.8
     previous = None
     for k in range(1, MAX_ITERS + 1):
         dz = solve_w(residual(z))
         z = z + dz
-        ndz = norm(dz, scale)
+        ndz = scaled_rms(dz, scale)
         if ndz != ndz or ndz == float("inf"):
             return NewtonResult(z, False, k), eta_old
         if previous is not None:

@@ -21,15 +21,19 @@ from torch import Tensor
 
 from ._base import AbstractImplicitSolver, RHSFn, StepResult
 from ._dense import StepRecord, axpy, hermite
-from ._jacobian import jacobian_and_f, on_host
-from ._linear import factorise, factorise_on_host
-from ._tableau import DenseTableau, _array, host_arrays
+from ._jacobian import jacobian_and_f
+from ._linear import factorise
+from ._tableau import AbstractTableau, DenseTableau
 
 _TOL = 1e-12
 
 
 @dataclass(frozen=True)
-class RosenbrockTableau:
+class RosenbrockTableau(AbstractTableau):
+    """The transformed form: A and C strictly lower triangular, gamma, the stage times c,
+    d (the df/dt coefficients), b and b_err (weights on the transformed stages U_i, which
+    need not sum to 1)."""
+
     A: np.ndarray
     C: np.ndarray
     gamma: float
@@ -38,14 +42,11 @@ class RosenbrockTableau:
     b: np.ndarray
     b_err: np.ndarray
     dense: DenseTableau | None = None
+    _kind: ClassVar[str] = "Rosenbrock"
 
     def __post_init__(self):
-        A, C = _array(self.A, 2), _array(self.C, 2)
-        c, d, b, e = (_array(x, 1) for x in (self.c, self.d, self.b, self.b_err))
-        s = A.shape[0]
-        if A.shape != (s, s) or C.shape != (s, s) or any(len(x) != s for x in (c, d, b, e)):
-            raise ValueError(f"a Rosenbrock tableau with {s} stages needs {s}x{s} A and C "
-                             f"and {s} entries in c, d, b and b_err")
+        s = self._set_arrays(("A", "C"), ("c", "d", "b", "b_err"))
+        A, C, c = self.A, self.C, self.c
         if np.any(np.triu(A) != 0) or np.any(np.triu(C) != 0):
             raise ValueError("A and C must be strictly lower triangular")
         # In standard form alpha = A Gamma with Gamma^-1 = I/gamma - C; its rows sum to c.
@@ -53,17 +54,10 @@ class RosenbrockTableau:
         if not np.allclose(alpha.sum(axis=1), c, rtol=0, atol=_TOL):
             raise ValueError(f"the stage times c {c} do not match A and C "
                              f"({alpha.sum(axis=1)})")
-        for name, value in (("A", A), ("C", C), ("c", c), ("d", d), ("b", b), ("b_err", e)):
-            object.__setattr__(self, name, value)
         # A stage whose time and state equal the previous stage's reuses its f.
         new_f = [True] + [not (c[i] == c[i - 1] and np.array_equal(A[i, :i - 1], A[i - 1, :i - 1])
                                 and A[i, i - 1] == 0.0) for i in range(1, s)]
         object.__setattr__(self, "new_f", tuple(new_f))
-        object.__setattr__(self, "c_float", tuple(float(x) for x in c))
-
-    @property
-    def stages(self) -> int:
-        return self.b.shape[0]
 
     @cached_property
     def fsal(self) -> bool:
@@ -150,8 +144,6 @@ class AbstractRosenbrock(AbstractImplicitSolver):
              cache: _Cache | None = None) -> StepResult:
         cache = cache if cache is not None else _Cache()
         J, dT = self.jacobian(rhs, t, u, f0, cache)
-        if on_host(rhs, t, u):
-            return self._step_on_host(rhs, t, u, f0, dt, J, dT, cache)
         tab = self.tableau
         eye, weights = self._consts(u, cache)
         solve = factorise(eye / (dt * tab.gamma) - J)
@@ -178,53 +170,9 @@ class AbstractRosenbrock(AbstractImplicitSolver):
         err = combined[1].view_as(u)
         return StepResult(u1=u1, err=err, f1=du if tab.fsal else None, stages=stages)
 
-    def _step_on_host(self, rhs: RHSFn, t: float, u: Tensor, f0: Tensor, dt: float,
-                      J: Tensor, dT: Tensor, cache: _Cache) -> StepResult:
-        """The same step with its linear algebra in numpy, for a CPU state that nothing
-        differentiates: a numpy call on a small array costs about a microsecond, a torch
-        call several, and a Rodas5P step makes about eighty of them. Only f sees tensors,
-        which share memory with the numpy arrays."""
-        tab, shape, n = self.tableau, tuple(u.shape), u.shape[-1]
-        u_np = u.detach().numpy()
-        mix, weights = host_arrays(self.tableau, u_np.dtype, _host_mix)
-        W = np.eye(n, dtype=u_np.dtype) / (dt * tab.gamma) - J.detach().numpy()
-        cache.nw += 1
-        solve = factorise_on_host(W)
-        if solve is None:
-            return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
-        mix = mix * np.array([1.0, 1.0 / dt], dtype=mix.dtype)[:, None]
-        mix[:, 1, 0] *= dt * dt                                       # d_i dt for df/dt
-        # M holds [df/dt, U_1, .., U_s], one flat row each; a stage's state and right-hand
-        # side take one product with the rows before it.
-        M = np.empty((tab.stages + 1, u_np.size), dtype=u_np.dtype)
-        M[0] = dT.detach().numpy().reshape(-1)
-        u_flat, du = u_np.reshape(-1), f0.detach().numpy().reshape(-1)
-        for i in range(tab.stages):
-            mixed = mix[i, :, :i + 1] @ M[:i + 1]
-            if i and tab.new_f[i]:
-                x = (u_flat + mixed[0]).reshape(shape)
-                du = rhs(t + tab.c_float[i] * dt, torch.from_numpy(x)).numpy().reshape(-1)
-            M[i + 1] = solve(du + mixed[1])
-        cache.nsolve += tab.stages
-        combined = weights @ M[1:]
-        stages = list(torch.from_numpy(M[1:].reshape(tab.stages, *shape)).unbind(0))
-        u1 = torch.from_numpy((u_flat + combined[0]).reshape(shape))
-        err = torch.from_numpy(combined[1].reshape(shape))
-        f1 = torch.from_numpy(du.reshape(shape)) if tab.fsal else None
-        return StepResult(u1=u1, err=err, f1=f1, stages=stages)
-
     def interpolate(self, rec: StepRecord, theta: float) -> Tensor:
         dense = self.tableau.dense
         if dense is None:
             return hermite(rec, theta)
         return axpy(rec.u0, 1.0, dense.weights(theta), rec.stages)
 
-
-def _host_mix(tab: RosenbrockTableau) -> tuple:
-    """`mix` (s, 2, s + 1) with rows [0, A_i] and [d_i, C_i] (scaled by dt and 1/dt each
-    step), and [b; b_err], for the host step."""
-    mix = np.zeros((tab.stages, 2, tab.stages + 1))
-    mix[:, 0, 1:] = tab.A
-    mix[:, 1, 0] = tab.d
-    mix[:, 1, 1:] = tab.C
-    return mix, np.stack([tab.b, tab.b_err])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +38,46 @@ def _array(x, ndim: int) -> np.ndarray:
     if arr.ndim != ndim:
         raise ValueError(f"tableau entry must have {ndim} dimension(s); got shape {arr.shape}")
     return arr
+
+
+class AbstractTableau:
+    """The checks every family's tableau shares: each field an array of its dimension, every
+    matrix s x s and every vector of length s (s the number of weights b), row sums of the
+    stage matrix equal to c, b summing to 1 and b_err to 0. Per-stage times are kept as
+    Python floats: numpy calls in the stepping loop cost microseconds each."""
+
+    _kind: ClassVar[str]
+
+    def _set_arrays(self, matrices: tuple[str, ...], vectors: tuple[str, ...]) -> int:
+        arrays = {name: _array(getattr(self, name), 2) for name in matrices}
+        arrays.update({name: _array(getattr(self, name), 1) for name in vectors
+                       if getattr(self, name) is not None})
+        s = arrays["b"].shape[0]
+        wrong = [name for name, x in arrays.items() if x.shape != (s,) * x.ndim]
+        if wrong:
+            raise ValueError(f"a {self._kind} tableau with {s} weights needs {s}x{s} "
+                             f"{', '.join(matrices)} and {s} entries in each of "
+                             f"{', '.join(vectors)}; {', '.join(wrong)} differ")
+        for name, value in arrays.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "c_float", tuple(float(x) for x in arrays["c"]))
+        return s
+
+    @staticmethod
+    def _check_row_sums(a: np.ndarray, c: np.ndarray) -> None:
+        if not np.allclose(a.sum(axis=1), c, rtol=0, atol=_TOL):
+            raise ValueError(f"row sums of a {a.sum(axis=1)} differ from c {c}")
+
+    @staticmethod
+    def _check_weights(b: np.ndarray, b_err: np.ndarray | None) -> None:
+        if abs(b.sum() - 1) > _TOL:
+            raise ValueError(f"the weights b must sum to 1; they sum to {b.sum()!r}, not 1")
+        if b_err is not None and abs(b_err.sum()) > _TOL:
+            raise ValueError(f"b_err must have entries summing to 0; sums to {b_err.sum()}")
+
+    @property
+    def stages(self) -> int:
+        return self.b.shape[0]
 
 
 @dataclass(frozen=True)
@@ -63,40 +104,21 @@ class DenseTableau:
 
 
 @dataclass(frozen=True)
-class ButcherTableau:
+class ButcherTableau(AbstractTableau):
     a: np.ndarray
     b: np.ndarray
     c: np.ndarray
     b_err: np.ndarray | None = None
     dense: DenseTableau | None = None
+    _kind: ClassVar[str] = "Butcher"
 
     def __post_init__(self):
-        a, b, c = _array(self.a, 2), _array(self.b, 1), _array(self.c, 1)
-        s = b.shape[0]
-        if a.shape != (s, s) or c.shape != (s,):
-            raise ValueError(f"a must be {s}x{s} and c of length {s} for {s} weights")
-        if np.any(np.triu(a) != 0):
+        s = self._set_arrays(("a",), ("b", "c", "b_err"))
+        if np.any(np.triu(self.a) != 0):
             raise ValueError("an explicit tableau's a must be strictly lower triangular")
-        if not np.allclose(a.sum(axis=1), c, rtol=0, atol=_TOL):
-            raise ValueError(f"row sums of a {a.sum(axis=1)} differ from c {c}")
-        if abs(b.sum() - 1) > _TOL:
-            raise ValueError(f"weights b sum to {b.sum()!r}, not 1")
-        object.__setattr__(self, "a", a)
-        object.__setattr__(self, "b", b)
-        object.__setattr__(self, "c", c)
-        # Per-stage facts as plain Python values: numpy calls in the stepping loop cost
-        # microseconds each.
-        object.__setattr__(self, "c_float", tuple(float(x) for x in c))
-        object.__setattr__(self, "row_used", tuple(bool(a[i, :i].any()) for i in range(s)))
-        if self.b_err is not None:
-            e = _array(self.b_err, 1)
-            if e.shape != (s,) or abs(e.sum()) > _TOL:
-                raise ValueError(f"b_err must have {s} entries summing to 0; sums to {e.sum()}")
-            object.__setattr__(self, "b_err", e)
-
-    @property
-    def stages(self) -> int:
-        return self.b.shape[0]
+        self._check_row_sums(self.a, self.c)
+        self._check_weights(self.b, self.b_err)
+        object.__setattr__(self, "row_used", tuple(bool(self.a[i, :i].any()) for i in range(s)))
 
     @cached_property
     def fsal(self) -> bool:
@@ -117,15 +139,6 @@ def as_tensor(tab, name: str, like: Tensor) -> Tensor:
     if key not in cache:
         cache[key] = torch.as_tensor(getattr(tab, name), dtype=like.dtype, device=like.device)
     return cache[key]
-
-
-def host_arrays(tab, dtype: np.dtype, make) -> tuple:
-    """`make(tab)`'s arrays in the numpy `dtype` of the host steps (a float64 row would
-    promote a float32 state), made once per tableau and dtype: `as_tensor`'s twin."""
-    cache = tab.__dict__.setdefault("_host", {})          # (frozen dataclass: not a field)
-    if dtype not in cache:
-        cache[dtype] = tuple(np.asarray(x, dtype=dtype) for x in make(tab))
-    return cache[dtype]
 
 
 def stage_rows(tab, name: str, like: Tensor) -> list[Tensor]:

@@ -53,6 +53,7 @@ class DP5(AbstractERK):
 
     tableau = _DP5
     order = 5
+    stability_size = 3.3066          # OrdinaryDiffEq's alg_stability_size
     # OrdinaryDiffEq's DP5 gains: beta2 = 0.04, beta1 = 1/5 - 3/4 beta2 (Hairer's DOPRI5)
     controller_betas = (0.17, 0.04)
     embedded_order = 4

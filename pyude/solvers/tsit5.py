@@ -54,5 +54,6 @@ class Tsit5(AbstractERK):
 
     tableau = _TSIT5
     order = 5
+    stability_size = 3.5068          # OrdinaryDiffEq's alg_stability_size
     embedded_order = 4
     dense_order = 4

@@ -112,5 +112,6 @@ class Vern7(AbstractERK):
 
     tableau = _VERN7
     order = 7
+    stability_size = 4.64          # OrdinaryDiffEq's alg_stability_size
     embedded_order = 6
     dense_order = 7
