@@ -16,22 +16,51 @@ end
 
 rbf(x) = exp(-x^2)
 
+# torch's nn.GELU(): the exact form x Φ(x) (NNlib's `gelu` is the tanh approximation).
+gelu_erf(x) = x / 2 * (1 + SpecialFunctions.erf(x / sqrt(oftype(x, 2))))
+
+# torch's nn.GELU(approximate="tanh").
+gelu_tanh(x) = x / 2 * (1 + tanh(sqrt(oftype(x, 2) / oftype(x, pi)) * (x + oftype(x, 0.044715) * x^3)))
+
+"""
+    softplus(beta, threshold) -> x -> y
+
+torch's `nn.Softplus(beta, threshold)`: `log(1 + exp(beta x)) / beta`, and `x` itself where
+`beta x > threshold`.
+"""
+softplus(beta::Real, threshold::Real) =
+    x -> beta * x > threshold ? x : log1p(exp(beta * x)) / beta
+
 const ACTIVATIONS = Dict{String, Any}(
     "identity" => identity, "tanh" => tanh, "relu" => Lux.relu, "sigmoid" => Lux.sigmoid,
-    "softplus" => Lux.softplus, "gelu" => Lux.gelu, "rbf" => rbf,
+    "gelu_erf" => gelu_erf, "gelu_tanh" => gelu_tanh, "rbf" => rbf,
 )
 
 """
-    build_mlp(ins, outs, activations) -> (model, axes, nparams)
+    activation(name, beta, threshold) -> Function
 
-A Lux `Chain` of `Dense(ins[i] => outs[i], activations[i])` layers (`activations` is one
-comma-separated string, so that no Python list has to cross), wrapped as a stateful layer
-that takes its weights on each call, the ComponentArrays axes that rebuild those weights from a
-flat vector (per layer: weight in column-major order, then bias), and the weight count.
+The activation called `name`; `softplus` takes torch's `beta` and `threshold`.
 """
-function build_mlp(ins::AbstractVector, outs::AbstractVector, activations::AbstractString)
+function activation(name::AbstractString, beta::Real, threshold::Real)
+    name == "softplus" && return softplus(Float64(beta), Float64(threshold))
+    haskey(ACTIVATIONS, name) && return ACTIVATIONS[name]
+    throw(ArgumentError("pyude knows no activation called $(name)"))
+end
+
+"""
+    build_mlp(ins, outs, activations, betas, thresholds) -> (model, axes, nparams)
+
+A Lux `Chain` of `Dense(ins[i] => outs[i], activation)` layers (`activations` is one
+comma-separated string, so that no Python list has to cross; `betas` and `thresholds` are the
+softplus settings per layer), wrapped as a stateful layer that takes its weights on each call,
+the ComponentArrays axes that rebuild those weights from a flat vector (per layer: weight in
+column-major order, then bias), and the weight count.
+"""
+function build_mlp(ins::AbstractVector, outs::AbstractVector, activations::AbstractString,
+        betas::AbstractVector, thresholds::AbstractVector)
     names = split(String(activations), ",")
-    layers = [Lux.Dense(Int(ins[i]) => Int(outs[i]), ACTIVATIONS[String(names[i])])
+    layers = [Lux.Dense(Int(ins[i]) => Int(outs[i]),
+                  activation(String(names[i]), betas[i], thresholds[i]))
               for i in eachindex(ins)]
     model = Lux.Chain(layers...)
     ps, st = Lux.setup(Random.Xoshiro(0), model)
