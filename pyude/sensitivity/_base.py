@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 class AbstractSensitivity(abc.ABC):
@@ -29,6 +30,7 @@ class DirectAdjoint(AbstractSensitivity):
     """
 
     checkpointing: bool = False
+    julia_name: ClassVar[str] = "GaussAdjoint"  # no Julia twin: SciML's recommended adjoint
 
     def __repr__(self) -> str:
         return "DirectAdjoint(checkpointing=True)" if self.checkpointing else "DirectAdjoint()"
