@@ -86,18 +86,10 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     solver = default_solver(rtol) if solver is None else solver
     opts = _loop_options(problem, solver, saveat, dt, rtol, atol, dtmin, dtmax, maxiters,
                          tstops, adaptive, dense, controller)
-    julia_only = dict(dt=dt, dtmin=dtmin, dtmax=dtmax, tstops=tstops, adaptive=adaptive,
-                      dense=dense, controller=controller)
-    backend = _choose_backend(backend, problem, opts, julia_only)
+    backend = _choose_backend(backend, problem, solver, opts, sensealg)
     if backend == "julia":
         from .julia import _solve as julia_solve
-        unsupported = sorted(k for k, v in julia_only.items() if v is not None)
-        if unsupported:
-            raise ValueError(f"backend='julia' does not take {', '.join(unsupported)} yet; "
-                             f"use backend='native' for them")
-        sol = julia_solve.solve(problem, solver, saveat=opts.saveat, rtol=opts.rtol,
-                                atol=opts.atol, maxiters=opts.maxiters, sensealg=sensealg,
-                                autodiff=getattr(solver, "autodiff", True))
+        sol = julia_solve.solve(problem, solver, opts, sensealg)
     elif isinstance(sensealg, AbstractContinuousAdjoint) and _needs_grad(problem):
         forward, u = sensealg.solve(problem, solver, opts)
         sol = Solution(forward.t, u, forward.retcode, forward.message, forward.stats, solver,
@@ -122,21 +114,11 @@ class BackendNotice(UserWarning):
     """Which backend `backend="auto"` took (said once per process and backend)."""
 
 
-def _choose_backend(backend: str, problem: ODEProblem, opts, julia_only: dict) -> str:
+def _choose_backend(backend: str, problem: ODEProblem, solver, opts, sensealg) -> str:
     if backend != "auto":
         return backend
     from . import julia
-    reason = None
-    if not julia.available():
-        reason = "Julia is not installed"
-    elif opts.saveat is None or any(v is not None for v in julia_only.values()):
-        reason = "the solve uses options only the native backend has"
-    else:
-        try:
-            from .symbolic import to_julia, trace
-            to_julia(trace(problem.f, problem.n_states, problem.p))
-        except Exception as err:  # the model cannot be printed as Julia
-            reason = f"the model cannot cross to Julia ({err})"
+    reason = julia.auto_refusal(problem, solver, opts, sensealg)
     chosen = "native" if reason else "julia"
     if chosen not in _ANNOUNCED:
         _ANNOUNCED.add(chosen)
