@@ -12,7 +12,8 @@ from ._result import Equation
 def pysr_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, list[Equation]]:
     """PySR's hall of fame per target, in PySR's repeatable configuration."""
     try:
-        import pysr              # PySR starts Julia itself, with its own settings
+        # PySR starts Julia itself, with its own settings (pyude's SciML stack stays unloaded)
+        import pysr
     except Exception as err:
         raise ImportError(f"the 'pysr' backend needs PySR and Julia: pip install pyude[pysr] "
                           f"({err})") from err
