@@ -33,14 +33,20 @@ def _refuse(option: str, why: str) -> ValueError:
 
 def algorithm_call(solver) -> tuple:
     """(PyUDE function name, arguments) that build the solver's OrdinaryDiffEq algorithm,
-    read from the solver's `julia_name`."""
-    nonstiff, stiff = getattr(solver, "nonstiff", None), getattr(solver, "stiff", None)
-    if nonstiff is not None and stiff is not None:
-        return ("auto_switch", _plain_name(nonstiff), _plain_name(stiff),
-                bool(getattr(stiff, "autodiff", True)), int(solver.maxstiffstep),
-                int(solver.maxnonstiffstep), float(solver.nonstifftol), float(solver.stifftol),
-                float(solver.dtfac), bool(solver.stiffalgfirst))
-    return ("algorithm", _plain_name(solver), bool(getattr(solver, "autodiff", True)))
+    read from the solver's `julia_name` (and an automatic switch's settings)."""
+    from ..solvers._autoswitch import AutoSwitch
+    if isinstance(solver, AutoSwitch):
+        return ("auto_switch", _plain_name(solver.nonstiff), _plain_name(solver.stiff),
+                _autodiff(solver.stiff), int(solver.maxstiffstep), int(solver.maxnonstiffstep),
+                float(solver.nonstifftol), float(solver.stifftol), float(solver.dtfac),
+                bool(solver.stiffalgfirst))
+    return ("algorithm", _plain_name(solver), _autodiff(solver))
+
+
+def _autodiff(solver) -> bool:
+    """Whether a stiff method's Jacobian is taken by ForwardDiff (else finite differences)."""
+    from ..solvers._base import AbstractImplicitSolver
+    return bool(solver.autodiff) if isinstance(solver, AbstractImplicitSolver) else True
 
 
 def _plain_name(solver) -> str:
