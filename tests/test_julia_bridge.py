@@ -622,3 +622,18 @@ def test_pysr_adapter_does_not_start_the_sciml_stack(monkeypatch):
     monkeypatch.setitem(sys.modules, "pysr", fake)
     out = _gp.pysr_candidates(np.ones((3, 1)), np.ones((3, 1)), ["x"], ["dx"])
     assert list(out) == ["dx"]
+
+
+def test_juliapkg_project_follows_juliapkgs_rules(monkeypatch, tmp_path):
+    """(14) the environment juliapkg uses: PYTHON_JULIAPKG_PROJECT, else the virtual
+    environment's julia_env, else the depot's environments/pyjuliapkg."""
+    monkeypatch.setenv("PYTHON_JULIAPKG_PROJECT", str(tmp_path))
+    assert _runtime._juliapkg_project() == tmp_path
+    monkeypatch.delenv("PYTHON_JULIAPKG_PROJECT")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    assert _runtime._juliapkg_project() == tmp_path / "venv" / "julia_env"
+    monkeypatch.setattr(sys, "base_prefix", str(tmp_path / "venv"))
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
+    monkeypatch.setenv("JULIA_DEPOT_PATH", str(tmp_path / "depot"))
+    assert _runtime._juliapkg_project() == tmp_path / "depot" / "environments" / "pyjuliapkg"

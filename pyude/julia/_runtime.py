@@ -52,7 +52,7 @@ def _juliapkg_project() -> Path:
         return Path(project)
     prefix = sys.prefix if sys.prefix != sys.base_prefix else os.environ.get("CONDA_PREFIX")
     if prefix:
-        return Path(prefix).resolve() / "julia_env"
+        return Path(os.path.abspath(os.path.join(prefix, "julia_env")))
     depot = (os.environ.get("JULIA_DEPOT_PATH") or "").split(os.pathsep)[0]
     depot = depot or os.path.join(os.path.expanduser("~"), ".julia")
     return Path(depot) / "environments" / "pyjuliapkg"
