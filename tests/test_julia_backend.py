@@ -34,6 +34,21 @@ def test_julia_sources_pass_fatou_lint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("name", ["PyUDE.jl", "models.jl", "solve.jl"])
+def test_fatou_checks_names_in_every_source_file(tmp_path, name):
+    """fatou skips name checks in a file that evaluates code, so only define.jl does that,
+    and an undefined name in any other file is reported."""
+    assert sorted(p.name for p in (JULIA_PACKAGE / "src").glob("*.jl")
+                  if "eval(" in p.read_text()) == ["define.jl"]
+    copy = tmp_path / "PyUDE"
+    shutil.copytree(JULIA_PACKAGE, copy)
+    shutil.copy(ROOT / "fatou.toml", copy / "fatou.toml")
+    with open(copy / "src" / name, "a") as f:
+        f.write("\nlint_probe() = undefined_probe_name\n")
+    result = fatou_lint(sorted((copy / "src").glob("*.jl")))
+    assert "undefined_probe_name" in result.stdout + result.stderr
+
+
 def test_one_juliapkg_json_lists_every_package_the_julia_code_imports():
     """One file at the top (no copy to keep in sync); every [deps] entry of the Julia package
     with its UUID and compat, so the floors (16) are the same in both."""

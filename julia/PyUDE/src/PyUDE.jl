@@ -29,6 +29,7 @@ import SciMLSensitivity
 import SpecialFunctions
 import Zygote
 
+include("define.jl")
 include("models.jl")
 include("solve.jl")
 
