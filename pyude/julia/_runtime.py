@@ -184,5 +184,6 @@ def doctor_report() -> list[tuple[str, str, str]]:
     state = "started" if "module" in _STATE else ("startable" if available() else "unavailable")
     rows.append(("Julia backend", state, "" if state != "unavailable" else
                  _STATE.get("error", INSTALL_HINT)))
-    rows.append(("Julia tests", "pytest -m julia -rA tests/", "needs a source checkout"))
+    rows.append(("Julia tests", "PYTHON_JULIAPKG_OFFLINE=no pytest -m julia -rA tests/",
+                 "from a source checkout"))
     return rows
