@@ -49,6 +49,30 @@ def test_fatou_checks_names_in_every_source_file(tmp_path, name):
     assert "undefined_probe_name" in result.stdout + result.stderr
 
 
+def test_julia_source_carries_the_audit_fixes():
+    """What only Julia can run, checked in the source: ZygoteVJP allows a model that never
+    reads p (2); a throwing pullback falls back to the forward return code (4); every
+    solve option PyUDE.solve_options takes reaches `solve` (3, 5, 19); AutoDP5 (6); the exact
+    GELU and torch's Softplus (10)."""
+    solve_jl = (JULIA_PACKAGE / "src" / "solve.jl").read_text()
+    models_jl = (JULIA_PACKAGE / "src" / "models.jl").read_text()
+    assert "ZygoteVJP(allow_nothing = true)" in solve_jl
+    assert "ZygoteVJP()" not in solve_jl
+    pullback = solve_jl[solve_jl.index("function solve_pullback"):]
+    assert "catch" in pullback and 'retcode == "Success" && rethrow()' in pullback
+    signature = solve_jl[solve_jl.index("function solve_options("):].split(")")[0]
+    from pyude.julia._solve import solve_options
+    from test_julia_bridge import _options
+    names = re.findall(r"(\w+)::", signature)
+    assert names == list(solve_options(_options()))
+    for keyword in ["saveat", "abstol", "reltol", "maxiters", "dtmax", "adaptive", "dt",
+                    "dtmin", "tstops"]:
+        assert f"{keyword} = " in solve_jl
+    assert "OrdinaryDiffEqLowOrderRK.AutoDP5(inner; settings...)" in solve_jl
+    assert "SpecialFunctions.erf" in models_jl
+    assert "beta * x > threshold ? x : log1p(exp(beta * x)) / beta" in models_jl
+
+
 def test_one_juliapkg_json_lists_every_package_the_julia_code_imports():
     """One file at the top (no copy to keep in sync); every [deps] entry of the Julia package
     with its UUID and compat, so the floors (16) are the same in both."""
