@@ -594,6 +594,33 @@ def test_names_that_print_alike_are_refused():
                        {"end": 1.0, "end_": 2.0}))
 
 
+def test_a_function_name_that_is_not_an_identifier_is_refused():
+    from pyude.symbolic import to_julia, trace
+    with pytest.raises(ValueError, match="the function name 'f; rm' is not a plain identifier"):
+        to_julia(trace(lambda u, p, t: [-u[0]], 1), "f; rm")
+
+
+def test_ude_network_must_see_the_whole_state(jl):
+    def f(u, p, t, nn_):
+        m1, m2 = nn_([u[0], u[0]])
+        return [m1, m2]
+    model = pyude.UDE(f, nn.Sequential(nn.Linear(2, 2)).double(), {}, backend="julia")
+    with pytest.raises(ValueError, match="the network must be called on the whole state"):
+        model(torch.ones(2, dtype=torch.float64), [0.0, 1.0])
+
+
+def test_julia_backend_without_juliacall_says_how_to_install_it(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "juliacall" else real(name, *a))
+    monkeypatch.setattr(_runtime, "_STATE", {})
+    with pytest.raises(pyude.julia.JuliaUnavailableError,
+                       match="juliacall is not installed. Install the Julia backend with "
+                             "`pip install pyude\\[julia\\]`"):
+        pyude.julia.init()
+
+
 def test_refused_names_stop_a_julia_solve_before_julia_starts(monkeypatch):
     monkeypatch.setattr(_runtime, "_STATE", {"module": StubJulia()})
     prob = pyude.ODEProblem(lambda u, p, t: [-p.t * u[0]], [1.0], (0.0, 1.0), {"t": 2.0})

@@ -87,6 +87,9 @@ Test.@testset "PyUDE" begin
     Test.@test n == 2 * 5 + 5 + 5 * 2 + 2
     Test.@test_throws ArgumentError PyUDE.algorithm("NotAMethod", true)
     Test.@test_throws ArgumentError PyUDE.activation("swish", 1.0, 20.0)
+    Test.@test_throws ArgumentError PyUDE.auto_switch("BS3", "Rodas5P", true, 10, 3, 0.9,
+        0.9, 2.0, false)
+    Test.@test_throws ArgumentError PyUDE.sensitivity("ForwardSensitivity", "ZygoteVJP")
     Test.@test axes !== nothing
     Test.@test model !== nothing
 
