@@ -155,11 +155,16 @@ def test_fixed_step_solvers_run_at_dt(jl, solver):
     assert jl.last("algorithm")[1:] == (type(solver).__name__, True)
 
 
-def test_adaptive_false_and_backward_dt_carry_the_direction(jl):
+def test_backward_fixed_step_dt_carries_the_direction(jl):
+    """OrdinaryDiffEq takes a fixed-step dt as given, so it points backwards; an adaptive dt
+    and dtmax stay positive (OrdinaryDiffEq turns them, in the adjoint's reverse solve too)."""
     pyude.solve(lv(tspan=(1.0, 0.0)), pyude.Tsit5(), dt=0.1, adaptive=False,
                 backend="julia")
     sent = options_sent(jl)
-    assert sent["dt"] == -0.1 and sent["dtmax"] == -1.0 and sent["adaptive"] is False
+    assert sent["dt"] == -0.1 and sent["dtmax"] == 1.0 and sent["adaptive"] is False
+    pyude.solve(lv(tspan=(1.0, 0.0)), pyude.Tsit5(), dt=0.1, saveat=[0.0], backend="julia")
+    sent = options_sent(jl)
+    assert sent["dt"] == 0.1 and sent["dtmax"] == 1.0 and sent["adaptive"] is True
 
 
 def test_neural_ode_fixed_step_reaches_julia_with_dt(jl):

@@ -83,9 +83,12 @@ def check(problem, solver, options, sensealg) -> None:
 
 def solve_options(options) -> dict:
     """The positional arguments of `PyUDE.solve_options`, in order: empty `saveat` saves
-    every step, zero `dt`/`dtmin` leave them to OrdinaryDiffEq, `dt` and `dtmax` carry the
-    direction of time."""
-    tdir = options.tdir
+    every step, zero `dt`/`dtmin` leave them to OrdinaryDiffEq. OrdinaryDiffEq turns a
+    positive `dtmax`, and an adaptive solve's positive `dt`, to the direction of time (in the
+    forward solve and in the adjoint's reverse one, which inherits them; a signed `dt` there
+    runs the wrong way, DifferentialEquations.jl issue 707); a fixed-step `dt` it takes as
+    given, so that one carries the direction."""
+    tdir = options.tdir if not options.adaptive else 1.0
     atol = options.atol.detach().cpu().reshape(-1).tolist() if isinstance(options.atol, Tensor) \
         else [float(options.atol)]
     return dict(
@@ -93,7 +96,7 @@ def solve_options(options) -> dict:
         abstol=np.asarray(atol, dtype=np.float64),
         reltol=float(options.rtol), maxiters=int(options.maxiters),
         dt=0.0 if options.dt is None else tdir * abs(float(options.dt)),
-        dtmin=abs(float(options.dtmin or 0.0)), dtmax=tdir * abs(float(options.dtmax)),
+        dtmin=abs(float(options.dtmin or 0.0)), dtmax=abs(float(options.dtmax)),
         adaptive=bool(options.adaptive),
         tstops=np.asarray(options.tstops or [], dtype=np.float64))
 

@@ -73,7 +73,8 @@ end
         -> NamedTuple of `solve` keywords
 
 `saveat` empty saves every step; `abstol` holds one value or one per state component; `dt`
-and `dtmin` are left to OrdinaryDiffEq when zero; `dt` and `dtmax` carry the direction of time.
+and `dtmin` are left to OrdinaryDiffEq when zero; `dtmax` and an adaptive `dt` are positive
+(OrdinaryDiffEq turns them to the direction of time), a fixed-step `dt` carries the direction.
 """
 function solve_options(saveat::AbstractVector, abstol::AbstractVector, reltol::Real,
         maxiters::Integer, dt::Real, dtmin::Real, dtmax::Real, adaptive::Bool,
