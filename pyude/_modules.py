@@ -52,9 +52,6 @@ class _SolvingModule(nn.Module):
         times = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
         if times.numel() < 2:
             raise ValueError("t must hold at least two times: the initial time and one more")
-        if self.backend == "julia":
-            from .julia._modules import solve_module
-            return solve_module(self, u0, times)
         prob = ODEProblem(self.field, u0, (float(times[0]), float(times[-1])))
         sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg,
                     backend=self.backend, **self.options)

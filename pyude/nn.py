@@ -9,11 +9,23 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-# torch activation module -> Lux activation name; Linear layers become Lux Dense layers.
+# torch activation module -> PyUDE activation name; Linear layers become Lux Dense layers.
+# nn.GELU and nn.Softplus are read from the instance (`_activation`): GELU's exact (erf) and
+# tanh forms differ, and Softplus carries beta and threshold.
 ACTIVATIONS: dict[type, str] = {
     nn.Tanh: "tanh", nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Softplus: "softplus",
-    nn.GELU: "gelu", nn.Identity: "identity",
+    nn.GELU: "gelu_erf", nn.Identity: "identity",
 }
+DEFAULT_SOFTPLUS = (1.0, 20.0)    # torch's nn.Softplus() beta and threshold
+
+
+def _activation(module: nn.Module) -> tuple[str, tuple[float, float]]:
+    """(PyUDE activation name, (softplus beta, threshold)) of a torch activation module."""
+    if isinstance(module, nn.GELU):
+        return ("gelu_tanh" if module.approximate == "tanh" else "gelu_erf"), DEFAULT_SOFTPLUS
+    if isinstance(module, nn.Softplus):
+        return "softplus", (float(module.beta), float(module.threshold))
+    return ACTIVATIONS[type(module)], DEFAULT_SOFTPLUS
 
 
 class RBF(nn.Module):
@@ -43,9 +55,9 @@ class NetworkAdapter:
         return self.net(x).movedim(-1, 0)
 
 
-def lux_layers(net: nn.Module) -> list[tuple[int, int, str]]:
-    """`(in, out, activation)` for each Dense layer of a network in the Julia subset, or a
-    ValueError naming the first layer outside it."""
+def lux_spec(net: nn.Module) -> list[tuple[int, int, str, tuple[float, float]]]:
+    """`(in, out, activation, (softplus beta, threshold))` for each Dense layer of a network
+    in the Julia subset, or a ValueError naming the first layer outside it."""
     if not isinstance(net, nn.Sequential):
         raise ValueError(f"a network crossing to Julia must be an nn.Sequential of nn.Linear "
                          f"and element-wise activations; got {type(net).__name__}")
@@ -55,9 +67,10 @@ def lux_layers(net: nn.Module) -> list[tuple[int, int, str]]:
             if module.bias is None:
                 raise ValueError(f"layer {i} (nn.Linear without bias) has no Lux Dense form "
                                  f"in pyude's Julia subset; use bias=True")
-            layers.append([module.in_features, module.out_features, "identity"])
+            layers.append([module.in_features, module.out_features, "identity",
+                           DEFAULT_SOFTPLUS])
         elif type(module) in ACTIVATIONS and layers and layers[-1][2] == "identity":
-            layers[-1][2] = ACTIVATIONS[type(module)]
+            layers[-1][2:] = _activation(module)
         else:
             raise ValueError(
                 f"layer {i} ({type(module).__name__}) is outside the subset that crosses to "
@@ -65,6 +78,12 @@ def lux_layers(net: nn.Module) -> list[tuple[int, int, str]]:
                 f"{', '.join(sorted(t.__name__ for t in ACTIVATIONS))}. It still trains on "
                 f"the native backend.")
     return [tuple(layer) for layer in layers]
+
+
+def lux_layers(net: nn.Module) -> list[tuple[int, int, str]]:
+    """`(in, out, activation)` for each Dense layer of a network in the Julia subset, or a
+    ValueError naming the first layer outside it."""
+    return [(a, b, act) for a, b, act, _ in lux_spec(net)]
 
 
 def to_flat(net: nn.Sequential) -> np.ndarray:

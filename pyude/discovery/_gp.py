@@ -12,8 +12,7 @@ from ._result import Equation
 def pysr_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, list[Equation]]:
     """PySR's hall of fame per target, in PySR's repeatable configuration."""
     try:
-        from ..julia import init
-        init()                   # starts Julia with pyude's settings before PySR does
+        # PySR starts Julia itself, with its own settings (pyude's SciML stack stays unloaded)
         import pysr
     except Exception as err:
         raise ImportError(f"the 'pysr' backend needs PySR and Julia: pip install pyude[pysr] "

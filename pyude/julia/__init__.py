@@ -6,13 +6,17 @@ Nothing here runs at `import pyude`; Julia starts on the first solve with `backe
 same flat weights; only arrays cross back.
 
 Getting Julia: `pip install pyude[julia]`; the first import of juliacall installs Julia and the
-packages listed in `pyude/juliapkg.json` (this takes minutes, once). To avoid a known crash,
+packages listed in pyude's `juliapkg.json` (this takes minutes, once). To avoid a known crash,
 import juliacall before torch (and so before pyude) in programs that use this backend.
 """
 
 from ._runtime import JuliaUnavailableError as JuliaUnavailableError
 from ._runtime import available as available
+from ._runtime import configure as configure
+from ._runtime import diffeqpy_de as diffeqpy_de
 from ._runtime import doctor_report as doctor_report
 from ._runtime import init as init
+from ._runtime import start_failure as start_failure
+from ._solve import auto_refusal as auto_refusal
 from ._solve import solve as solve
 from ._solve import to_diffeqpy as to_diffeqpy

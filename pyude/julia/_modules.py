@@ -1,6 +1,7 @@
-"""NeuralODE and UDE on the Julia backend: the network crosses as a Lux Chain over the same
-flat weights, in Lux's order, built differentiably so gradients flow back to every torch
-parameter."""
+"""NeuralODE and UDE fields on the Julia backend: the network crosses as a Lux Chain over the
+same flat weights, in Lux's order, built differentiably so gradients flow back to every torch
+parameter. `pyude.solve` (and so `NeuralODE`/`UDE`) reaches this through
+`pyude.julia._solve.model_rhs`."""
 
 from __future__ import annotations
 
@@ -8,63 +9,62 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn import lux_layers
-from ._runtime import init
-from ._solve import SENSEALG, JuliaProblem, julia_algorithm_name, run
+from ..nn import lux_layers, lux_spec
+from ._solve import compiled
 
 
 def lux_flat(net: nn.Sequential) -> Tensor:
     """The weights as one differentiable vector in Lux order: per layer vec(W) column-major
-    (W.T flattened row by row), then the bias."""
+    (W.T flattened row by row), then the bias. On the CPU, where the Julia solve runs."""
     parts = []
     for module in net:
         if isinstance(module, nn.Linear):
             parts += [module.weight.t().reshape(-1), module.bias]
-    return torch.cat(parts).to(torch.float64)
+    return torch.cat([x.cpu() for x in parts]).to(torch.float64)
+
+
+def mlp_arguments(net: nn.Module) -> tuple:
+    """The arguments of `PyUDE.build_mlp` for `net` (also the cache key of its Lux chain)."""
+    layers = lux_spec(net)
+    return (np.array([a for a, _, _, _ in layers], dtype=np.int64),
+            np.array([b for _, b, _, _ in layers], dtype=np.int64),
+            ",".join(act for _, _, act, _ in layers),
+            np.array([s[0] for _, _, _, s in layers], dtype=np.float64),
+            np.array([s[1] for _, _, _, s in layers], dtype=np.float64))
 
 
 def _network(jl, net: nn.Module):
-    layers = lux_layers(net)
-    ins = np.array([a for a, _, _ in layers], dtype=np.int64)
-    outs = np.array([b for _, b, _ in layers], dtype=np.int64)
-    return jl.build_mlp(ins, outs, ",".join(act for _, _, act in layers)), layers
+    args = mlp_arguments(net)
+    key = ("mlp", *(a.tobytes() if isinstance(a, np.ndarray) else a for a in args))
+    return compiled(key, lambda: jl.build_mlp(*args)), key
 
 
-def solve_module(module, u0: Tensor, times: Tensor) -> Tensor:
-    """The trajectory of a NeuralODE or UDE at `times`, solved by DifferentialEquations.jl."""
+def physical_parameters(field, names: list[str]) -> Tensor:
+    """The UDE's physical parameters in the order the generated code reads them (empty when
+    it has none), on the CPU."""
+    values = {**field.fixed, **dict(field.params.items())}
+    if not names:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.stack([torch.as_tensor(values[name]).to(torch.float64).cpu()
+                        for name in names])
+
+
+def field_rhs(jl, field, n_states: int) -> tuple:
+    """(Julia right-hand side, flat parameters [physical; weights]) of a NeuralODE or UDE."""
     from ..symbolic import to_julia, trace
 
-    jl = init()
-    field = module.field
-    (model, axes, _), layers = _network(jl, field.net)
+    (model, axes, _), key = _network(jl, field.net)
     weights = lux_flat(field.net)
     if field.f is None:
-        rhs = jl.neural_rhs(model, axes)
-        theta = weights
-    else:
-        values = {**field.fixed, **dict(field.params.items())}
-        traced = trace(field.f, u0.shape[-1], values, nn_outputs=layers[-1][1])
-        if traced.nn.inputs != [traced.states]:
-            raise ValueError("on backend='julia' the network must be called on the whole "
-                             "state, nn(u), so that the Lux chain sees the same input")
-        src = to_julia(traced, "pyude_ude")
-        rhs = jl.ude_rhs(jl.define_rhs(src, "pyude_ude"), model, axes, len(traced.params))
-        physical = torch.stack([torch.as_tensor(values[name], dtype=torch.float64)
-                                for name in traced.param_names])
-        theta = torch.cat([physical, weights])
-    opts = module.options
-    solver = module.solver
-    sensealg = module.sensealg
-    jp = JuliaProblem(
-        rhs=rhs, t0=float(times[0]), t1=float(times[-1]),
-        saveat=times.detach().cpu().numpy().astype(np.float64),
-        algorithm=jl.algorithm(julia_algorithm_name(solver) if solver is not None
-                               else "AutoTsit5:Rosenbrock23", getattr(solver, "autodiff", True)),
-        sensealg=jl.sensitivity(SENSEALG[type(sensealg).__name__] if sensealg is not None
-                                else "GaussAdjoint", "ZygoteVJP"),
-        rtol=float(opts.get("rtol", 1e-3)), atol=float(opts.get("atol", 1e-6)),
-        maxiters=int(opts.get("maxiters", 100_000)))
-    tdir = 1.0 if times[-1] >= times[0] else -1.0
-    sol = run(jp, u0, theta, solver, tdir)
-    sol.raise_for_status()
-    return sol.u
+        return compiled(("neural", key), lambda: jl.neural_rhs(model, axes)), weights
+    values = {**field.fixed, **dict(field.params.items())}
+    traced = trace(field.f, n_states, values, nn_outputs=lux_layers(field.net)[-1][1])
+    if traced.nn.inputs != [traced.states]:
+        raise ValueError("on backend='julia' the network must be called on the whole "
+                         "state, nn(u), so that the Lux chain sees the same input")
+    src = to_julia(traced, "pyude_ude")
+    nphys = len(traced.params)
+    rhs = compiled(("ude", src, key, nphys), lambda: jl.ude_rhs(
+        jl.define_rhs(src, "pyude_ude"), model, axes, nphys))
+    physical = physical_parameters(field, traced.param_names or [])
+    return rhs, torch.cat([physical, weights])

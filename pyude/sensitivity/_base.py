@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .._loop import solve_on_torch
 from .._options import SolveOptions
@@ -40,6 +41,7 @@ class DirectAdjoint(AbstractSensitivity):
     """
 
     checkpointing: bool = False
+    julia_name: ClassVar[str] = "GaussAdjoint"  # no Julia twin: SciML's recommended adjoint
 
     def solve(self, problem: ODEProblem, solver, options: SolveOptions) -> Solution:
         if self.checkpointing and needs_grad(problem):

@@ -194,6 +194,7 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
 
     Julia: `InterpolatingAdjoint()` (with `checkpointing=false`).
     """
+    julia_name: ClassVar[str] = "InterpolatingAdjoint"
 
     def backward(self, fwd, grad_us):
         spec, f, p_tensors = _interp_fields(fwd)
@@ -253,6 +254,7 @@ class QuadratureAdjoint(_AdjointThenQuadrature):
 
     Julia: `QuadratureAdjoint()`.
     """
+    julia_name: ClassVar[str] = "QuadratureAdjoint"
 
 
 @dataclass(frozen=True, repr=False)
@@ -265,6 +267,7 @@ class GaussAdjoint(_AdjointThenQuadrature):
 
     Julia: `GaussAdjoint()`.
     """
+    julia_name: ClassVar[str] = "GaussAdjoint"
 
     _on_the_fly: ClassVar[bool] = True
 
@@ -282,6 +285,7 @@ class BacksolveAdjoint(AbstractContinuousAdjoint):
 
     Julia: `BacksolveAdjoint()`.
     """
+    julia_name: ClassVar[str] = "BacksolveAdjoint"
 
     checkpointing: bool = True
 

@@ -24,13 +24,27 @@ function algorithm(name::AbstractString, autodiff::Bool)
     name == "TRBDF2" && return OrdinaryDiffEqSDIRK.TRBDF2(autodiff = ad)
     name == "KenCarp4" && return OrdinaryDiffEqSDIRK.KenCarp4(autodiff = ad)
     name == "Kvaerno5" && return OrdinaryDiffEqSDIRK.Kvaerno5(autodiff = ad)
-    if startswith(name, "AutoTsit5:")
-        return OrdinaryDiffEqTsit5.AutoTsit5(algorithm(name[11:end], autodiff))
-    end
-    if startswith(name, "AutoVern7:")
-        return OrdinaryDiffEqVerner.AutoVern7(algorithm(name[11:end], autodiff))
-    end
     throw(ArgumentError("pyude knows no Julia algorithm called $(name)"))
+end
+
+"""
+    auto_switch(nonstiff, stiff, autodiff, maxstiffstep, maxnonstiffstep, nonstifftol,
+                stifftol, dtfac, stiffalgfirst) -> a composite algorithm
+
+`AutoTsit5`, `AutoDP5` or `AutoVern7` (by the name of the non-stiff method) around the stiff
+algorithm called `stiff`, with pyude's switching settings.
+"""
+function auto_switch(nonstiff::AbstractString, stiff::AbstractString, autodiff::Bool,
+        maxstiffstep::Integer, maxnonstiffstep::Integer, nonstifftol::Real,
+        stifftol::Real, dtfac::Real, stiffalgfirst::Bool)
+    inner = algorithm(stiff, autodiff)
+    settings = (; maxstiffstep = Int(maxstiffstep), maxnonstiffstep = Int(maxnonstiffstep),
+        nonstifftol = Float64(nonstifftol), stifftol = Float64(stifftol),
+        dtfac = Float64(dtfac), stiffalgfirst = stiffalgfirst)
+    nonstiff == "Tsit5" && return OrdinaryDiffEqTsit5.AutoTsit5(inner; settings...)
+    nonstiff == "DP5" && return OrdinaryDiffEqLowOrderRK.AutoDP5(inner; settings...)
+    nonstiff == "Vern7" && return OrdinaryDiffEqVerner.AutoVern7(inner; settings...)
+    throw(ArgumentError("pyude knows no automatic switch from $(nonstiff)"))
 end
 
 """
@@ -38,10 +52,12 @@ end
 
 `name` is InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint or BacksolveAdjoint; `vjp` is
 ZygoteVJP or ReverseDiffVJP (compiled tape: only for right-hand sides without branches).
+ZygoteVJP allows a right-hand side that never reads `p` (or `u`): its gradient is then zero,
+not a `ZygoteVJPNothingError`.
 """
 function sensitivity(name::AbstractString, vjp::AbstractString)
     autojacvec = vjp == "ReverseDiffVJP" ? SciMLSensitivity.ReverseDiffVJP(true) :
-                 SciMLSensitivity.ZygoteVJP()
+                 SciMLSensitivity.ZygoteVJP(allow_nothing = true)
     name == "InterpolatingAdjoint" &&
         return SciMLSensitivity.InterpolatingAdjoint(autojacvec = autojacvec)
     name == "QuadratureAdjoint" &&
@@ -50,6 +66,26 @@ function sensitivity(name::AbstractString, vjp::AbstractString)
     name == "BacksolveAdjoint" &&
         return SciMLSensitivity.BacksolveAdjoint(autojacvec = autojacvec)
     throw(ArgumentError("pyude knows no sensitivity algorithm called $(name)"))
+end
+
+"""
+    solve_options(saveat, abstol, reltol, maxiters, dt, dtmin, dtmax, adaptive, tstops)
+        -> NamedTuple of `solve` keywords
+
+`saveat` empty saves every step; `abstol` holds one value or one per state component; `dt`
+and `dtmin` are left to OrdinaryDiffEq when zero; `dtmax` and an adaptive `dt` are positive
+(OrdinaryDiffEq turns them to the direction of time), a fixed-step `dt` carries the direction.
+"""
+function solve_options(saveat::AbstractVector, abstol::AbstractVector, reltol::Real,
+        maxiters::Integer, dt::Real, dtmin::Real, dtmax::Real, adaptive::Bool,
+        tstops::AbstractVector)
+    atol = length(abstol) == 1 ? Float64(abstol[1]) : Vector{Float64}(abstol)
+    opts = (; saveat = Vector{Float64}(saveat), abstol = atol, reltol = Float64(reltol),
+        maxiters = Int(maxiters), dtmax = Float64(dtmax), adaptive = adaptive)
+    dt != 0 && (opts = merge(opts, (; dt = Float64(dt))))
+    dtmin > 0 && (opts = merge(opts, (; dtmin = Float64(dtmin))))
+    isempty(tstops) || (opts = merge(opts, (; tstops = Vector{Float64}(tstops))))
+    return opts
 end
 
 function _stats(sol)
@@ -65,43 +101,45 @@ function _problem(rhs, u0in::AbstractVector, t0::Real, t1::Real, pin::AbstractVe
 end
 
 """
-    solve_forward(rhs, u0, t0, t1, p, saveat, alg, abstol, reltol, maxiters)
-        -> (states (n x T), times, retcode, stats)
+    solve_forward(rhs, u0, t0, t1, p, alg, options) -> (states (n x T), times, retcode, stats)
 
-Solve without gradients. `stats` is (nf, naccept, nreject, njacs, nw, nsolve).
+Solve without gradients; `options` comes from `solve_options`. `stats` is (nf, naccept,
+nreject, njacs, nw, nsolve).
 """
 function solve_forward(rhs, u0::AbstractVector, t0::Real, t1::Real, p::AbstractVector,
-        saveat::AbstractVector, alg, abstol::Real, reltol::Real, maxiters::Integer)
+        alg, options::NamedTuple)
     prob = _problem(rhs, u0, t0, t1, p)
-    sol = SciMLBase.solve(prob, alg; saveat = Vector{Float64}(saveat),
-        abstol = Float64(abstol), reltol = Float64(reltol), maxiters = Int(maxiters))
+    sol = SciMLBase.solve(prob, alg; options...)
     return (Matrix{Float64}(Array(sol)), Vector{Float64}(sol.t), string(sol.retcode),
         _stats(sol))
 end
 
 """
-    solve_pullback(rhs, u0, t0, t1, p, saveat, alg, sensealg, abstol, reltol, maxiters)
-        -> (states (n x T), retcode, stats, back)
+    solve_pullback(rhs, u0, t0, t1, p, alg, sensealg, options)
+        -> (states (n x T), times, retcode, stats, back)
 
 Solve under `Zygote.pullback` with `sensealg`; `back` is handed to `apply_pullback` with the
-cotangent of the states.
+cotangent of the states. When the solve fails, SciMLSensitivity may throw while it builds the
+pullback; the forward solve's return code then comes back with `back === nothing`.
 """
 function solve_pullback(rhs, u0in::AbstractVector, t0::Real, t1::Real,
-        pin::AbstractVector, saveat::AbstractVector, alg, sensealg, abstol::Real,
-        reltol::Real, maxiters::Integer)
+        pin::AbstractVector, alg, sensealg, options::NamedTuple)
     prob = _problem(rhs, u0in, t0, t1, pin)
-    ts = Vector{Float64}(saveat)
-    info = Ref{Any}(("Default", (0, 0, 0, 0, 0, 0)))
-    y, back = Zygote.pullback(prob.u0, prob.p) do u0, p
-        sol = SciMLBase.solve(prob, alg; u0 = u0, p = p, saveat = ts,
-            sensealg = sensealg, abstol = Float64(abstol), reltol = Float64(reltol),
-            maxiters = Int(maxiters))
-        ChainRulesCore.ignore_derivatives() do
-            info[] = (string(sol.retcode), _stats(sol))
+    info = Ref{Any}((Float64[], "Default", (0, 0, 0, 0, 0, 0)))
+    try
+        y, back = Zygote.pullback(prob.u0, prob.p) do u0, p
+            sol = SciMLBase.solve(prob, alg; u0 = u0, p = p, sensealg = sensealg, options...)
+            ChainRulesCore.ignore_derivatives() do
+                info[] = (Vector{Float64}(sol.t), string(sol.retcode), _stats(sol))
+            end
+            Array(sol)
         end
-        Array(sol)
+        return (Matrix{Float64}(y), info[][1], info[][2], info[][3], back)
+    catch
+        ys, ts, retcode, stats = solve_forward(rhs, u0in, t0, t1, pin, alg, options)
+        retcode == "Success" && rethrow()
+        return (ys, ts, retcode, stats, nothing)
     end
-    return (Matrix{Float64}(y), info[][1], info[][2], back)
 end
 
 """
