@@ -21,7 +21,7 @@ def _discover(args: argparse.Namespace) -> int:
             source = f"simulated data, noise {args.noise:.2%}, seed {args.seed}"
         print(f"pyude {args.command}: {problem.name}, {source}, native backend\n")
         results = pipeline.run(problem, t=t, data=data, noise=args.noise, seed=args.seed,
-                               out=args.out, backend=args.regression,
+                               out=args.out, regression=args.regression,
                                parsimony=args.parsimony, progress=not args.quiet,
                                plots=not args.no_plots)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:

@@ -6,7 +6,7 @@ import sympy
 import torch
 
 import pyude
-from pyude.problems import lotka_volterra
+from pyude.problems import lotka_volterra, lotka_volterra_ude
 
 X_, Y_ = sympy.symbols("x y", real=True)
 
@@ -39,11 +39,7 @@ def test_discovered_model_refits_through_the_ode():
                                         dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
                        pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
 
-    def ude(u, p, t, nn):
-        x, y = u
-        m1, m2 = nn(u)
-        return [p.alpha * x + m1, -p.delta * y + m2]
-
+    ude = lotka_volterra_ude
     model = pyude.discovery.discovered_model(ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
                                              {"nn1": -0.85 * X_ * Y_, "nn2": 0.75 * X_ * Y_})
     assert model.coefficients == ["c1", "c2"]
@@ -56,10 +52,7 @@ def test_discovered_model_refits_through_the_ode():
     assert "function rhs(u, p, t)" in src
 
 
-def _lv_ude(u, p, t, nn):
-    x, y = u
-    m1, m2 = nn(u)
-    return [p.alpha * x + m1, -p.delta * y + m2]
+_lv_ude = lotka_volterra_ude
 
 
 def test_discovered_model_takes_plain_symbols_and_refuses_foreign_ones():

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import pyude
-from pyude.problems import lotka_volterra
+from pyude.problems import lotka_volterra, lotka_volterra_ude
 
 
 def _data(noise=0.0, seed=1):
@@ -27,10 +27,7 @@ def _ude(f=None, seed=0):
     net = nn.Sequential(nn.Linear(2, 5), pyude.nn.RBF(), nn.Linear(5, 5), pyude.nn.RBF(),
                         nn.Linear(5, 2)).double()
 
-    def physics(u, p, t, nn_):
-        x, y = u
-        m1, m2 = nn_(u)
-        return [p.alpha * x + m1, -p.delta * y + m2]
+    physics = lotka_volterra_ude
     return pyude.UDE(f or physics, net, dict(alpha=1.3, delta=1.8), solver=pyude.Tsit5(),
                      rtol=1e-6, atol=1e-6)
 
