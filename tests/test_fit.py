@@ -120,3 +120,34 @@ def test_early_stopping_and_callback():
 def test_bad_data_is_refused(t, data, match):
     with pytest.raises(ValueError, match=match):
         pyude.fit(_ude(), t, data, progress=False)
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(adam_iters=-5), "adam_iters must be a whole number of iterations >= 0"),
+    (dict(lbfgs_iters=2.5), "lbfgs_iters must be a whole number"),
+    (dict(windows=1), "windows must be a number of observations >= 2"),
+    (dict(adam_lr=0.0), "adam_lr must be a learning rate > 0"),
+    (dict(patience=0), "patience must be a number of iterations >= 1"),
+    (dict(target_loss=-1.0), "target_loss must be a loss >= 0"),
+])
+def test_a_schedule_that_means_nothing_is_refused(options, match):
+    t, data = _data()
+    with pytest.raises(ValueError, match=match):
+        pyude.fit(_ude(), t, data, progress=False, **options)
+
+
+def test_the_fit_stops_at_the_target_loss():
+    t, data = _data()
+    result = pyude.fit(_ude(), t, data, collocation_iters=100, adam_iters=50,
+                       target_loss=1e6, progress=False)
+    assert result.stopped == "adam: reached the target loss 1e+06 at iteration 0"
+    assert len(result.losses) == 101
+
+
+def test_physical_parameters_warn_nothing():
+    import warnings
+    model = pyude.UDE(lotka_volterra_ude, _ude().net, dict(alpha=1.3, delta=1.8),
+                      trainable=["alpha"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.physical_parameters() == {"alpha": 1.3, "delta": 1.8}

@@ -16,6 +16,7 @@ from ._problems import PROBLEMS as PROBLEMS
 from ._problems import DiscoveryProblem as DiscoveryProblem
 from ._problems import load_problem as load_problem
 from ._report import summary as summary
+from ._run import InternalError as InternalError
 from ._run import PipelineError as PipelineError
 from ._run import make_network as make_network
 from ._run import run as run

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from .._problem import ODEProblem
+from ..discovery import check_names
 from .._solve import solve
 from ..solvers import Vern7
 from ._problems import DiscoveryProblem
@@ -34,8 +35,9 @@ def load_data(path: str | Path, state_names: list[str] | None = None):
     Returns (t, data, names)."""
     import numpy as np
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no data file at {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no data file at {path}"
+                                + (" (it is a folder)" if path.is_dir() else ""))
     if path.suffix.lower() == ".npz":
         with np.load(path) as arrays:
             missing = [k for k in ("t", "u") if k not in arrays]
@@ -50,9 +52,7 @@ def load_data(path: str | Path, state_names: list[str] | None = None):
     if path.suffix.lower() != ".csv":
         raise ValueError(f"cannot read {path.name}: give a .csv (header row: t, states...) "
                          f"or an .npz (arrays t and u)")
-    table = np.genfromtxt(path, delimiter=",", names=True, dtype=np.float64,
-                          deletechars="", encoding="utf-8")
-    columns = list(table.dtype.names or [])
+    columns, rows = _read_csv(path)
     time = next((c for c in columns if c.strip().lower() in ("t", "time")), None)
     if time is None:
         raise ValueError(f"{path} has no time column: its header must name one `t` or "
@@ -64,6 +64,44 @@ def load_data(path: str | Path, state_names: list[str] | None = None):
             raise ValueError(f"{path} has no column for the state(s) {missing}; its columns "
                              f"are {columns}")
         others = list(state_names)
-    t = table[time].reshape(-1)
-    u = np.stack([table[c].reshape(-1) for c in others], axis=-1)
+    else:
+        check_names(others, f"{path.name}: the column")
+    table = {c: np.array([row[columns.index(c)] for row in rows]) for c in columns}
+    t = table[time]
+    u = np.stack([table[c] for c in others], axis=-1)
     return t, u, others
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[float]]]:
+    """The header's names and the rows as numbers; a cell that is not a number is named by
+    its row and column (a cell reading nan is a number, refused later as missing data)."""
+    import csv
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            lines = [(k + 1, row) for k, row in enumerate(csv.reader(handle))
+                     if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a text CSV file (UTF-8): {err.reason}") from err
+    if not lines:
+        raise ValueError(f"{path} is empty: a CSV needs a header row (t, then one name per "
+                         f"state) and a row of numbers per observation")
+    columns = [cell.strip() for cell in lines[0][1]]
+    if len(set(columns)) != len(columns) or not all(columns):
+        raise ValueError(f"{path}: the header's column names must be distinct and not "
+                         f"empty; got {columns}")
+    if len(lines) == 1:
+        raise ValueError(f"{path} has a header ({', '.join(columns)}) but no observations")
+    rows = []
+    for line, row in lines[1:]:
+        if len(row) != len(columns):
+            raise ValueError(f"{path}, line {line}: {len(row)} cells for the header's "
+                             f"{len(columns)} columns")
+        values = []
+        for name, cell in zip(columns, row):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise ValueError(f"{path}, line {line}, column {name!r}: {cell.strip()!r} "
+                                 f"is not a number") from None
+        rows.append(values)
+    return columns, rows

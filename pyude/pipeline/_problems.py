@@ -9,6 +9,7 @@ from typing import Callable
 
 import sympy
 
+from ..discovery import DEFAULT_DEGREE, check_names
 from ..problems import lotka_volterra_ude
 
 
@@ -32,7 +33,7 @@ class DiscoveryProblem:
     known_p: dict[str, float]
     state_names: list[str]
     n_network_outputs: int
-    degree: int = 2                   # of the polynomial library for sparse regression
+    degree: int = DEFAULT_DEGREE      # of the polynomial library for sparse regression
     truth: Callable | None = None     # f(u, p, t), when the data are simulated
     true_p: dict[str, float] = field(default_factory=dict)
     true_terms: list[sympy.Expr] = field(default_factory=list)  # what nn should become
@@ -40,6 +41,21 @@ class DiscoveryProblem:
     t_end: float = 0.0
     dt_save: float = 0.1
     t_extrapolate: float = 0.0
+
+    def __post_init__(self):
+        if not callable(self.ude):
+            raise TypeError(f"the problem {self.name!r}: ude must be a function "
+                            f"f(u, p, t, nn); got {type(self.ude).__name__}")
+        self.state_names = check_names(self.state_names, "state")
+        check_names(self.known_p, "parameter", taken=self.state_names,
+                    taken_as="a state's name")
+        check_names(self.true_p, "true parameter", taken=self.state_names,
+                    taken_as="a state's name")
+        for field_name in ("n_network_outputs", "degree"):
+            value = getattr(self, field_name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"the problem {self.name!r}: {field_name} must be a whole "
+                                 f"number >= 1; got {value!r}")
 
     def truth_as_ude(self, u, p, t, nn_):
         """The true model in the UDE's call signature (no network outputs), for tracing."""
@@ -69,7 +85,7 @@ _X, _Y, _V = sympy.symbols("x y v", real=True)
 PROBLEMS = {
     "lotka_volterra": DiscoveryProblem(
         "lotka_volterra", lotka_volterra_ude, dict(alpha=1.3, delta=1.8), ["x", "y"], 2,
-        truth=_lv_truth, true_p=dict(alpha=1.3, beta=0.9, gamma=0.8, delta=1.8),
+        degree=2, truth=_lv_truth, true_p=dict(alpha=1.3, beta=0.9, gamma=0.8, delta=1.8),
         true_terms=[-0.9 * _X * _Y, 0.8 * _X * _Y], u0=[0.44249296, 4.6280594], t_end=3.0,
         t_extrapolate=20.0),
     "cubic_friction": DiscoveryProblem(
@@ -96,7 +112,14 @@ def load_problem(name: str | DiscoveryProblem) -> DiscoveryProblem:
         raise FileNotFoundError(f"no Python file at {path} (from the problem {name!r})")
     module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ValueError(f"{path} is not valid Python: {err.msg} (line {err.lineno})") \
+            from err
+    except Exception as err:
+        raise ValueError(f"{path} raised {type(err).__name__} while being imported: {err}; "
+                         f"run `python {path}` to see where") from err
     problem = getattr(module, attr, None)
     if not isinstance(problem, DiscoveryProblem):
         raise TypeError(f"{path} has no DiscoveryProblem named {attr!r} (found "
