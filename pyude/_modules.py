@@ -110,4 +110,4 @@ class UDE(_SolvingModule):
 
     def physical_parameters(self) -> dict[str, float]:
         values = {**self.field.fixed, **dict(self.field.params.items())}
-        return {k: float(v) for k, v in values.items()}
+        return {k: float(v.detach()) for k, v in values.items()}

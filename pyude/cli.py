@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
+import traceback
+
+
+_BAD_INPUT = (ValueError, TypeError, FileNotFoundError, ImportError)
 
 
 def _discover(args: argparse.Namespace) -> int:
@@ -18,17 +23,25 @@ def _discover(args: argparse.Namespace) -> int:
             source = f"data from {args.data}"
         else:
             t = data = None
-            source = f"simulated data, noise {args.noise:.2%}, seed {args.seed}"
+            noise = 0.05 if args.noise is None else args.noise
+            source = f"simulated data, noise {noise:.2%}, seed {args.seed}"
+        run = functools.partial(
+            pipeline.run, problem, t=t, data=data, noise=args.noise, seed=args.seed,
+            out=args.out, force=args.force, regression=args.regression, degree=args.degree,
+            parsimony=args.parsimony, holdout=args.holdout, refit_iters=args.refit_iters,
+            per_target=args.per_target, progress=not args.quiet, plots=not args.no_plots)
         print(f"pyude {args.command}: {problem.name}, {source}, native backend\n")
-        results = pipeline.run(problem, t=t, data=data, noise=args.noise, seed=args.seed,
-                               out=args.out, backend=args.regression,
-                               parsimony=args.parsimony, progress=not args.quiet,
-                               plots=not args.no_plots)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+        results = run()
+    except _BAD_INPUT as err:
         print(f"pyude {args.command}: {err}", file=sys.stderr)
         return 2
     except pipeline.PipelineError as err:
         print(f"pyude {args.command}: {err}", file=sys.stderr)
+        return 1
+    except pipeline.InternalError as err:
+        traceback.print_exception(err.__cause__ or err, file=sys.stderr)
+        print(f"\npyude {args.command}: {err} (the traceback above; report in {args.out})",
+              file=sys.stderr)
         return 1
     print(pipeline.summary(results))
     print(f"\nreport: {args.out}/report.md ({results['seconds']:.0f} s)")
@@ -93,29 +106,48 @@ def _discovery_options(parser: argparse.ArgumentParser, data: bool) -> None:
                             help="observations: a CSV (header: t, then the problem's state "
                                  "names) or an NPZ (arrays t and u); default: simulate the "
                                  "problem with noise")
-    parser.add_argument("--noise", type=float, default=0.05,
-                        help="Gaussian noise as a fraction of each state's mean (default "
-                             "0.05, the UDE paper's setting)")
+        parser.add_argument("--holdout", type=float, default=None,
+                            help="the fraction of the observations at the end kept out of "
+                                 "the fit to check the discovered model (default 0.2 with "
+                                 "--data, 0 for simulated data; 0 skips the check)")
+    parser.add_argument("--noise", type=float, default=None,
+                        help="Gaussian noise of the simulated data, as a fraction of each "
+                             "state's mean (default 0.05, the UDE paper's setting; not with "
+                             "--data)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the data and the fit")
-    parser.add_argument("--out", default="pyude-report", help="the report folder")
+    parser.add_argument("--out", default="pyude-report",
+                        help="the report folder (default pyude-report); one that holds a "
+                             "report already needs --force")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the report in --out when there is one")
     parser.add_argument("--regression", default="sindy", choices=("sindy", "pysr", "operon",
                                                                    "auto"),
-                        help="symbolic regression of the network's outputs")
+                        help="symbolic regression of the network's outputs (default sindy)")
+    parser.add_argument("--degree", type=int, default=None,
+                        help="the polynomial library's highest degree (default: the "
+                             "problem's, 3 unless it sets another)")
     parser.add_argument("--parsimony", type=float, default=6.0,
                         help="the BIC margin an extra term must win by (default 6, "
                              "'strong' evidence; 0 takes the lowest BIC)")
+    parser.add_argument("--per-target", type=int, default=4,
+                        help="candidate structures per network output in the search "
+                             "(default 4, plus every single library term)")
+    parser.add_argument("--refit-iters", type=int, default=50,
+                        help="LBFGS iterations of each refit through the ODE (default 50)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pyude import __version__
     parser = argparse.ArgumentParser(prog="pyude", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pyude {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo", help="the UDE paper's Lotka-Volterra experiment: noisy data -> UDE fit -> "
                      "sparse regression -> refit -> extrapolation, on the native backend")
     _discovery_options(demo, data=False)
-    demo.set_defaults(run=_discover, problem="lotka_volterra", data=None)
+    demo.set_defaults(run=_discover, problem="lotka_volterra", data=None, holdout=None)
     discover = sub.add_parser(
         "discover", help="the discovery pipeline on a built-in problem or on your own data "
                          "(CSV or NPZ), writing a report folder")
@@ -131,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
                                            "packages, with what to do about missing ones")
     doctor.set_defaults(run=_doctor)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except Exception:
+        traceback.print_exc()
+        print(f"\npyude {args.command}: an internal error (the traceback above); please "
+              f"report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
         windows: int | None = None, seed: int = 0, patience: int | None = None,
         min_improvement: float = 1e-4, divergence: float = 1e4,
         callback: Callable[[int, float, nn.Module], bool] | None = None,
-        progress: bool = True) -> FitResult:
+        target_loss: float | None = None, progress: bool = True) -> FitResult:
     """Fit `model` (a `NeuralODE` or `UDE`) to `data` observed at `t`.
 
     Stages, each optional: collocation pre-training (the vector field fitted to smoothed
@@ -118,6 +118,8 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
             the relative amount `min_improvement`.
         divergence: a loss this many times the stage's first loss counts as divergence.
         callback: `callback(iteration, loss, model)`; returning True stops the fit.
+        target_loss: stop once the trajectory loss reaches this (e.g. the noise level of
+            the data: fitting below it fits the noise).
         progress: show a tqdm progress bar (when tqdm is installed).
 
     Returns:
@@ -126,6 +128,10 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
         finite or grows `divergence` times, stops the fit with the reason in
         `result.stopped`.
     """
+    _check_schedule(adam_iters=adam_iters, lbfgs_iters=lbfgs_iters,
+                    collocation_iters=collocation_iters, adam_lr=adam_lr,
+                    collocation_lr=collocation_lr, windows=windows, patience=patience,
+                    divergence=divergence, target_loss=target_loss)
     t, data = check_data(t, data)
     torch.manual_seed(seed)
     result = FitResult(seed=seed)
@@ -165,6 +171,9 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
             best_state = copy.deepcopy(model.state_dict())
         if callback is not None and callback(len(result.losses) - 1, value, model):
             raise _Stop(f"{stage}: stopped by the callback at iteration {iteration}")
+        if trajectory and target_loss is not None and value <= target_loss:
+            raise _Stop(f"{stage}: reached the target loss {target_loss:.3g} at iteration "
+                        f"{iteration}")
         stage_losses = [v for v, st in zip(result.losses, result.stages) if st == stage]
         if patience is not None and len(stage_losses) > patience:
             before = min(stage_losses[:-patience])
@@ -201,6 +210,34 @@ def fit(model: nn.Module, t, data, *, adam_iters: int = 300, adam_lr: float = 0.
         model.load_state_dict(best_state)
         result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_schedule(**values) -> None:
+    """Refuse a schedule that cannot mean anything, before any work."""
+    for name in ("adam_iters", "lbfgs_iters", "collocation_iters"):
+        value = values[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a whole number of iterations >= 0 (0 skips the "
+                             f"stage); got {value!r}")
+    for name in ("adam_lr", "collocation_lr"):
+        value = values[name]
+        if not (isinstance(value, (int, float)) and 0 < value < math.inf):
+            raise ValueError(f"{name} must be a learning rate > 0; got {value!r}")
+    windows = values["windows"]
+    if windows is not None and (not isinstance(windows, int) or isinstance(windows, bool)
+                                or windows < 2):
+        raise ValueError(f"windows must be a number of observations >= 2 per window (each "
+                         f"window starts at its first observation), or None for the whole "
+                         f"series; got {windows!r}")
+    patience = values["patience"]
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ValueError(f"patience must be a number of iterations >= 1, or None; got "
+                         f"{patience!r}")
+    if not (isinstance(values["divergence"], (int, float)) and values["divergence"] > 1):
+        raise ValueError(f"divergence must be a factor > 1; got {values['divergence']!r}")
+    target = values["target_loss"]
+    if target is not None and not (isinstance(target, (int, float)) and 0 <= target < math.inf):
+        raise ValueError(f"target_loss must be a loss >= 0, or None; got {target!r}")
 
 
 def _field_at_all_times(rhs: RHS, t: Tensor, states: Tensor) -> Callable[[], Tensor]:

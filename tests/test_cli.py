@@ -113,4 +113,4 @@ def test_a_negative_parsimony_margin_is_refused(tmp_path, capsys):
 
 def test_unknown_regression_backend_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown symbolic-regression backend 'gp'"):
-        pipeline.run("lotka_volterra", backend="gp", out=tmp_path)
+        pipeline.run("lotka_volterra", regression="gp", out=tmp_path)

@@ -6,7 +6,7 @@ import sympy
 import torch
 
 import pyude
-from pyude.problems import lotka_volterra
+from pyude.problems import lotka_volterra, lotka_volterra_ude
 
 X_, Y_ = sympy.symbols("x y", real=True)
 
@@ -39,11 +39,7 @@ def test_discovered_model_refits_through_the_ode():
                                         dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
                        pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
 
-    def ude(u, p, t, nn):
-        x, y = u
-        m1, m2 = nn(u)
-        return [p.alpha * x + m1, -p.delta * y + m2]
-
+    ude = lotka_volterra_ude
     model = pyude.discovery.discovered_model(ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
                                              {"nn1": -0.85 * X_ * Y_, "nn2": 0.75 * X_ * Y_})
     assert model.coefficients == ["c1", "c2"]
@@ -56,10 +52,7 @@ def test_discovered_model_refits_through_the_ode():
     assert "function rhs(u, p, t)" in src
 
 
-def _lv_ude(u, p, t, nn):
-    x, y = u
-    m1, m2 = nn(u)
-    return [p.alpha * x + m1, -p.delta * y + m2]
+_lv_ude = lotka_volterra_ude
 
 
 def test_discovered_model_takes_plain_symbols_and_refuses_foreign_ones():
@@ -146,3 +139,82 @@ def test_pysr_adapter_asks_for_a_repeatable_search_and_reads_the_hall_of_fame(mo
     assert nn1.expr.free_symbols == {X_, Y_}       # pyude's real state symbols
     assert float(nn1.expr.coeff(X_ * Y_)) == -0.9
     assert result.candidates["nn2"][0].expr == 0.8 * X_ * Y_
+
+
+@pytest.mark.parametrize("names,match", [
+    (["x", "x"], "input name 'x' appears twice"),
+    (["x y", "z"], "input 'x y' is not a usable name"),
+    (["S", "I"], "input 'S' is sympy's singleton registry"),
+    (["s", "I"], "input 'I' is the imaginary unit in sympy"),
+    (["x", "end"], "input 'end' is reserved in Julia"),
+    (["t", "y"], "input 't' is the time in pyude's models"),
+    (["nn1", "y"], "input 'nn1' is a network output's symbol"),
+    (["__import__('os').getcwd()", "y"], "is not a usable name"),
+    ([1, "y"], "input must be strings"),
+], ids=["duplicate", "space", "S", "I", "julia", "time", "nn", "code", "not-a-string"])
+def test_discover_refuses_names_that_would_collide(names, match):
+    X, Y = _interaction_data()
+    with pytest.raises((ValueError, TypeError), match=match):
+        pyude.discover(X, Y, names=names, backend="sindy")
+
+
+def test_the_library_is_built_from_symbols_in_pysindys_order():
+    from pyude.discovery._sindy import library
+    X = np.array([[1.0, 2.0], [3.0, 5.0]])
+    theta, exprs = library(X, ["a", "b"], degree=2)
+    a, b = sympy.symbols("a b", real=True)
+    assert exprs == [sympy.Integer(1), a, b, a**2, a * b, b**2]
+    np.testing.assert_allclose(theta[1], [1, 3, 5, 9, 15, 25])
+
+
+def test_discovered_model_takes_no_text_and_validates_its_names():
+    with pytest.raises(TypeError, match="must be sympy expressions .* got str"):
+        pyude.discovery.discovered_model(_lv_ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
+                                         ["-0.9*x*y", "0.8*x*y"])
+    with pytest.raises(ValueError, match="parameter 'x' is also a state's name"):
+        pyude.discovery.discovered_model(_lv_ude, ["x", "y"], dict(x=1.3, delta=1.8),
+                                         [X_ * Y_, X_ * Y_])
+    with pytest.raises(ValueError, match="state 'E' is Euler's number"):
+        pyude.discovery.discovered_model(_lv_ude, ["E", "y"], dict(alpha=1.3, delta=1.8),
+                                         [X_ * Y_, X_ * Y_])
+
+
+def test_discovered_coefficients_take_names_no_parameter_has():
+    def ude(u, p, t, nn):
+        x, y = u
+        m1, m2 = nn(u)
+        return [p.c1 * x + m1, -p.delta * y + m2]
+    model = pyude.discovery.discovered_model(ude, ["x", "y"], dict(c1=1.3, delta=1.8),
+                                             [-0.9 * X_ * Y_, 0.8 * X_ * Y_])
+    assert model.coefficients == ["c2", "c3"] and model.p["c1"] == 1.3
+
+
+def test_a_refit_that_blows_up_gives_up_at_once_and_says_why():
+    """x' = c x^2 from x = 1 with c = 4 leaves any plausible region before t = 0.25; so
+    does it at the solver's step limit without the bound."""
+    import time
+    t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
+    data = torch.exp(-t)[:, None]
+
+    def ude(u, p, t, nn):
+        (m,) = nn(u)
+        return [m]
+
+    x = sympy.Symbol("x", real=True)
+    model = pyude.discovery.discovered_model(ude, ["x"], {}, [4.0 * x**2])
+    start = time.perf_counter()
+    assert pyude.discovery.refit(model, t, data, bound=10.0) == float("inf")
+    assert model.failure.startswith("left the plausible region (a state reached")
+    assert pyude.discovery.refit(model, t, data, maxiters=50) == float("inf")
+    assert model.failure == "needed more than 50 steps"
+    assert time.perf_counter() - start < 10
+
+
+def test_pysr_text_and_foreign_operon_text_are_refused():
+    from pyude.discovery._gp import _in_symbols, _operon_expr
+    x = sympy.Symbol("x", real=True)
+    with pytest.raises(TypeError, match="where a sympy expression was expected"):
+        _in_symbols("__import__('os')", {"x": x})
+    assert _operon_expr("(-0.9 * X1) * X1 + 1.5e-3", {"X1": x}) == -0.9 * x**2 + 0.0015
+    with pytest.raises(ValueError, match="pyoperon returned a model pyude cannot read"):
+        _operon_expr("__import__('os').getcwd()", {"X1": x})

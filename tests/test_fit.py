@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import pyude
-from pyude.problems import lotka_volterra
+from pyude.problems import lotka_volterra, lotka_volterra_ude
 
 
 def _data(noise=0.0, seed=1):
@@ -27,10 +27,7 @@ def _ude(f=None, seed=0):
     net = nn.Sequential(nn.Linear(2, 5), pyude.nn.RBF(), nn.Linear(5, 5), pyude.nn.RBF(),
                         nn.Linear(5, 2)).double()
 
-    def physics(u, p, t, nn_):
-        x, y = u
-        m1, m2 = nn_(u)
-        return [p.alpha * x + m1, -p.delta * y + m2]
+    physics = lotka_volterra_ude
     return pyude.UDE(f or physics, net, dict(alpha=1.3, delta=1.8), solver=pyude.Tsit5(),
                      rtol=1e-6, atol=1e-6)
 
@@ -123,3 +120,34 @@ def test_early_stopping_and_callback():
 def test_bad_data_is_refused(t, data, match):
     with pytest.raises(ValueError, match=match):
         pyude.fit(_ude(), t, data, progress=False)
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(adam_iters=-5), "adam_iters must be a whole number of iterations >= 0"),
+    (dict(lbfgs_iters=2.5), "lbfgs_iters must be a whole number"),
+    (dict(windows=1), "windows must be a number of observations >= 2"),
+    (dict(adam_lr=0.0), "adam_lr must be a learning rate > 0"),
+    (dict(patience=0), "patience must be a number of iterations >= 1"),
+    (dict(target_loss=-1.0), "target_loss must be a loss >= 0"),
+])
+def test_a_schedule_that_means_nothing_is_refused(options, match):
+    t, data = _data()
+    with pytest.raises(ValueError, match=match):
+        pyude.fit(_ude(), t, data, progress=False, **options)
+
+
+def test_the_fit_stops_at_the_target_loss():
+    t, data = _data()
+    result = pyude.fit(_ude(), t, data, collocation_iters=100, adam_iters=50,
+                       target_loss=1e6, progress=False)
+    assert result.stopped == "adam: reached the target loss 1e+06 at iteration 0"
+    assert len(result.losses) == 101
+
+
+def test_physical_parameters_warn_nothing():
+    import warnings
+    model = pyude.UDE(lotka_volterra_ude, _ude().net, dict(alpha=1.3, delta=1.8),
+                      trainable=["alpha"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.physical_parameters() == {"alpha": 1.3, "delta": 1.8}

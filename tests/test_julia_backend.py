@@ -261,10 +261,7 @@ def test_julia_ude_matches_native():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 2)).double()
 
-    def f(u, p, t, nn_):
-        x, y = u
-        m1, m2 = nn_(u)
-        return [p.alpha * x + m1, -p.delta * y + m2]
+    f = pyude.problems.lotka_volterra_ude
 
     t = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
     u0 = torch.tensor([0.44, 4.6], dtype=torch.float64)

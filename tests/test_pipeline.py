@@ -49,7 +49,7 @@ def test_given_data_are_fitted_without_a_truth(tmp_path):
 def test_a_failed_fit_stops_with_a_message_and_the_report_says_so(tmp_path, monkeypatch):
     def diverging(*args, **kwargs):
         raise RuntimeError("adam: the loss diverged to inf at iteration 3")
-    monkeypatch.setattr(pipeline, "fit", diverging)
+    monkeypatch.setattr(pipeline._run, "fit", diverging)
     with pytest.raises(pipeline.PipelineError, match="the fit stage failed: adam: the loss "
                                                      "diverged"):
         pipeline.run("lotka_volterra", out=tmp_path, progress=False)

@@ -97,10 +97,7 @@ def _mlp(seed=0):
     return nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 2)).double()
 
 
-def _ude_f(u, p, t, nn_):
-    x, y = u
-    m1, m2 = nn_(u)
-    return [p.alpha * x + m1, -p.delta * y + m2]
+from pyude.problems import lotka_volterra_ude as _ude_f  # noqa: E402
 
 
 @pytest.mark.parametrize("sensealg", [pyude.DirectAdjoint(), *ADJOINTS], ids=repr)

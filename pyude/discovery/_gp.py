@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import sympy
 
@@ -35,11 +37,31 @@ def pysr_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, lis
 
 
 def _in_symbols(value, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
-    """PySR's `sympy_format` (a sympy expression in plain symbols of the variable names,
-    or its text) in pyude's real state symbols."""
-    expr = value if isinstance(value, sympy.Basic) else sympy.sympify(str(value),
-                                                                      locals=symbols)
-    return in_model_symbols(expr, list(symbols.values()))
+    """PySR's `sympy_format` (a sympy expression in plain symbols of the variable names) in
+    pyude's real state symbols. Text is refused: pyude parses no text into expressions."""
+    if not isinstance(value, sympy.Basic):
+        raise TypeError(f"PySR returned {type(value).__name__} {value!r} where a sympy "
+                        f"expression was expected (its `sympy_format` column)")
+    return in_model_symbols(value, list(symbols.values()))
+
+
+# what pyoperon's model strings are made of: numbers, its variables X1.., arithmetic and
+# the functions below; anything else is refused before the text is read as sympy
+_OPERON_TOKEN = re.compile(r"\s+|[-+*/^(),]|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?"
+                           r"|X\d+|exp|log|sin|cos|tan|tanh|sqrt|abs|pow")
+
+
+def _operon_expr(text: str, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
+    """pyoperon's model string as sympy, after checking that it holds nothing but numbers,
+    X1.. and arithmetic (the text comes from operon, the names are pyude's: X1..Xn)."""
+    pos = 0
+    while pos < len(text):
+        match = _OPERON_TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"pyoperon returned a model pyude cannot read safely: {text!r} "
+                             f"(unexpected text at {text[pos:pos + 20]!r})")
+        pos = match.end()
+    return sympy.sympify(text.replace("^", "**"), locals=dict(symbols))
 
 
 def operon_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, list[Equation]]:
@@ -58,7 +80,7 @@ def operon_candidates(X, Y, names, targets, *, seed=0, **options) -> dict[str, l
         cands = []
         for entry in front:
             text = reg.get_model_string(entry["model"], 6)
-            expr = sympy.sympify(text, locals=symbols)
+            expr = _operon_expr(text, symbols)
             pred = np.asarray(reg.evaluate_model(entry["model"], X)).reshape(-1)
             cands.append(Equation(target, expr, int(sympy.count_ops(expr)),
                                   float(np.mean((pred - Y[:, j]) ** 2)), X.shape[0]))

@@ -10,30 +10,24 @@ import sympy
 from ._result import Equation
 
 
-def _feature_expr(name: str, symbols: dict[str, sympy.Symbol]) -> sympy.Expr:
-    """pysindy's feature names ('1', 'x y', 'x^2', 'sin(1 x)') as sympy."""
-    text = name.replace("^", "**")
-    text = " ".join(text.split())
-    for op in ("(", ")"):
-        text = text.replace(f" {op}", op).replace(f"{op} ", op)
-    text = text.replace(" ", "*")
-    return sympy.sympify(text, locals=symbols)
-
-
 def library(X: np.ndarray, names: list[str], degree: int, trig: bool = False):
-    """The candidate functions evaluated on X (samples, terms) and as sympy expressions."""
-    try:
-        import pysindy as ps
-    except ImportError as err:
-        raise ImportError("the 'sindy' backend needs pysindy: pip install pyude[sindy]") from err
-    lib = ps.PolynomialLibrary(degree=degree)
+    """The candidate functions evaluated on X (samples, terms) and as sympy expressions:
+    every monomial of the inputs up to `degree` (the constant first, in pysindy's
+    PolynomialLibrary order), then with `trig` sin and cos of each input. The expressions
+    are built from symbols, never parsed from text."""
+    import itertools
+
+    symbols = [sympy.Symbol(n, real=True) for n in names]
+    columns, exprs = [], []
+    for d in range(degree + 1):
+        for combo in itertools.combinations_with_replacement(range(len(names)), d):
+            columns.append(np.prod(X[:, list(combo)], axis=1) if combo else np.ones(len(X)))
+            exprs.append(sympy.Mul(*[symbols[i] for i in combo]))
     if trig:
-        lib = ps.GeneralizedLibrary([lib, ps.FourierLibrary(n_frequencies=1)])
-    # pysindy returns its own ndarray subclass; plain arrays keep numpy semantics below.
-    theta = np.array(lib.fit(X).transform(X), dtype=np.float64).view(np.ndarray)
-    symbols = {n: sympy.Symbol(n, real=True) for n in names}
-    exprs = [_feature_expr(f, symbols) for f in lib.get_feature_names(input_features=names)]
-    return theta, exprs
+        for i, s in enumerate(symbols):
+            columns += [np.sin(X[:, i]), np.cos(X[:, i])]
+            exprs += [sympy.sin(s), sympy.cos(s)]
+    return np.stack(columns, axis=1), exprs
 
 
 def subset_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: list[str], *,
@@ -53,8 +47,8 @@ def subset_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: l
                 cols = theta[:, support]
                 coef = np.linalg.lstsq(cols, y, rcond=None)[0]
                 loss = float(np.mean((cols @ coef - y) ** 2))
-                expr = sum(sympy.Float(c, 6) * exprs[i] for c, i in zip(coef, support))
-                cands.append(Equation(target, sympy.sympify(expr), k, loss, len(y)))
+                expr = sympy.Add(*[sympy.Float(c, 6) * exprs[i] for c, i in zip(coef, support)])
+                cands.append(Equation(target, expr, k, loss, len(y)))
         out[target] = sorted(cands, key=lambda eq: eq.bic)
     return out
 
@@ -64,7 +58,10 @@ def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: li
                      ridge: float = 1e-5) -> dict[str, list[Equation]]:
     """For each target, the distinct sparse models that sequentially thresholded least squares
     finds over a sweep of thresholds (relative to the largest coefficient)."""
-    import pysindy as ps
+    try:
+        import pysindy as ps
+    except ImportError as err:
+        raise ImportError("the 'sindy' backend needs pysindy: pip install pyude[sindy]") from err
 
     theta, exprs = library(X, names, degree, trig)
     scale = np.abs(theta).max(axis=0)
@@ -88,7 +85,8 @@ def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: li
                 continue
             coef = np.linalg.lstsq(thetas[:, support], y, rcond=None)[0]
             loss = float(np.mean((thetas[:, support] @ coef - y) ** 2))
-            expr = sum(sympy.Float(c / scale[i], 6) * exprs[i] for c, i in zip(coef, support))
-            seen[support] = Equation(target, sympy.sympify(expr), len(support), loss, len(y))
+            expr = sympy.Add(*[sympy.Float(c / scale[i], 6) * exprs[i]
+                               for c, i in zip(coef, support)])
+            seen[support] = Equation(target, expr, len(support), loss, len(y))
         out[target] = sorted(seen.values(), key=lambda eq: eq.complexity)
     return out

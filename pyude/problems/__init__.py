@@ -16,6 +16,7 @@ from ._library import exponential_growth as exponential_growth
 from ._library import exponential_growth_problem as exponential_growth_problem
 from ._library import lotka_volterra as lotka_volterra
 from ._library import lotka_volterra_problem as lotka_volterra_problem
+from ._library import lotka_volterra_ude as lotka_volterra_ude
 from ._library import rober as rober
 from ._library import rober_problem as rober_problem
 from ._library import sine_ode as sine_ode

@@ -17,6 +17,15 @@ def lotka_volterra(u, p, t):
     return [p.alpha * x - p.beta * x * y, -p.gamma * y + p.delta * x * y]
 
 
+def lotka_volterra_ude(u, p, t, nn):
+    """Lotka-Volterra as a universal differential equation (the UDE paper's set-up): the
+    growth alpha x and the decay -delta y are known physics, the network's two outputs stand
+    for the unknown interaction terms."""
+    x, y = u
+    m1, m2 = nn(u)
+    return [p.alpha * x + m1, -p.delta * y + m2]
+
+
 def lotka_volterra_problem(u0=(1.0, 1.0), tspan=(0.0, 10.0), p=None) -> ODEProblem:
     """SciML's standard set-up: (alpha, beta, gamma, delta) = (1.5, 1, 3, 1), u0 = (1, 1)."""
     p = dict(alpha=1.5, beta=1.0, gamma=3.0, delta=1.0) if p is None else p
