@@ -9,28 +9,9 @@ from torch import Tensor, nn
 
 from . import backends
 from ._errors import reject_unknown_kwargs
-from ._model import Params
+from ._field import VectorField
 from ._problem import ODEProblem
 from ._solve import solve
-from .nn import NetworkAdapter
-
-
-class _Field(nn.Module):
-    """The vector field as a module, so that the adjoints see every trainable weight."""
-
-    def __init__(self, f: Callable, net: nn.Module, params: nn.ParameterDict | None,
-                 fixed: dict[str, Tensor]):
-        super().__init__()
-        self.f, self.net = f, net
-        self.params = params if params is not None else nn.ParameterDict()
-        self.fixed = fixed
-        self.adapter = NetworkAdapter(net)
-
-    def forward(self, u, _p, t):
-        if self.f is None:
-            return self.adapter(u)
-        values = {**self.fixed, **dict(self.params.items())}
-        return self.f(u, Params(values), t, self.adapter)
 
 
 class _SolvingModule(nn.Module):
@@ -74,7 +55,7 @@ class NeuralODE(_SolvingModule):
                  backend: str = "native", **options):
         super().__init__(solver, sensealg, backend, options)
         self.net = net
-        self.field = _Field(None, net, None, {})
+        self.field = VectorField(None, net, None, {})
 
 
 class UDE(_SolvingModule):
@@ -106,7 +87,7 @@ class UDE(_SolvingModule):
         fixed = {k: torch.as_tensor(float(v), dtype=torch.float64) for k, v in p.items()
                  if k not in trainable}
         self.net = net
-        self.field = _Field(f, net, learn, fixed)
+        self.field = VectorField(f, net, learn, fixed)
 
     def physical_parameters(self) -> dict[str, float]:
         values = {**self.field.fixed, **dict(self.field.params.items())}

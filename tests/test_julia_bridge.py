@@ -13,6 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+import sympy
+
 import pyude
 from pyude.julia import _runtime
 from pyude.julia import _solve as jsolve
@@ -109,7 +111,7 @@ class StubJulia:
 def jl(monkeypatch):
     stub = StubJulia()
     monkeypatch.setattr(_runtime, "_STATE", {"module": stub})
-    monkeypatch.setattr(jsolve, "_COMPILED", {})
+    monkeypatch.setattr(pyude.julia._compiled, "_COMPILED", {})
     return stub
 
 
@@ -650,7 +652,7 @@ def test_pysr_adapter_does_not_start_the_sciml_stack(monkeypatch):
             self.equations_ = None
 
         def fit(self, X, y, variable_names):
-            row = types.SimpleNamespace(sympy_format="x", complexity=1, loss=0.0)
+            row = types.SimpleNamespace(sympy_format=sympy.Symbol("x"), complexity=1, loss=0.0)
             self.equations_ = types.SimpleNamespace(itertuples=lambda: iter([row]))
     fake = types.ModuleType("pysr")
     fake.PySRRegressor = Regressor

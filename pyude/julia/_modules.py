@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import lux_layers, lux_spec
-from ._solve import compiled
+from ._compiled import compiled
 
 
 def lux_flat(net: nn.Sequential) -> Tensor:

@@ -18,12 +18,10 @@ from torch import Tensor
 from .._model import Params
 from .._retcode import ReturnCode
 from .._solution import Solution, Stats
+from ._compiled import compiled
 from ._runtime import init
 
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(\)$")
-# Compiled right-hand sides and Lux chains, by generated source and layer spec: a new Julia
-# function type on every solve would make OrdinaryDiffEq, Zygote and the adjoint recompile.
-_COMPILED: dict = {}
 
 
 def _refuse(option: str, why: str) -> ValueError:
@@ -120,17 +118,10 @@ def flat_parameters(p: Any) -> Tensor:
     return torch.cat([x.to(torch.float64).cpu() for x in parts])
 
 
-def compiled(key: tuple, build):
-    """The Julia object cached under `key`, built once by `build()`."""
-    if key not in _COMPILED:
-        _COMPILED[key] = build()
-    return _COMPILED[key]
-
-
 def model_rhs(jl, problem) -> tuple[Any, Tensor]:
     """(Julia right-hand side, flat parameters) for a plain model or a NeuralODE/UDE field."""
-    from .._modules import _Field
-    if isinstance(problem.f, _Field):
+    from .._field import VectorField
+    if isinstance(problem.f, VectorField):
         from ._modules import field_rhs
         return field_rhs(jl, problem.f, problem.n_states)
     from ..symbolic import to_julia, trace
@@ -284,8 +275,8 @@ def auto_refusal(problem, solver, options, sensealg) -> str | None:
         check(problem, solver, options, sensealg)
     except ValueError as err:
         return f"the solve uses options only the native backend has ({err})"
-    from .._modules import _Field
-    if not isinstance(problem.f, _Field):
+    from .._field import VectorField
+    if not isinstance(problem.f, VectorField):
         try:
             from ..symbolic import to_julia, trace
             to_julia(trace(problem.f, problem.n_states, problem.p))
