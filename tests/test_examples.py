@@ -77,3 +77,15 @@ def test_continuous_normalizing_flow(tmp_path):
     assert r["initial"] < -2.7                # the untrained flow: -2.84 nats
     assert r["final"] > -2.5                  # measured -2.21 (full run -1.71)
     assert (tmp_path / "continuous_normalizing_flow.png").exists()
+
+
+def test_stiff_chemistry(tmp_path):
+    r = _example("stiff_chemistry").main(quick=True, out=tmp_path)
+    ours = [row for row in r["rows"] if row["library"].startswith("pyude")]
+    assert len(ours) >= 6 and all(row["success"] for row in ours)
+    assert min(row["digits"] for row in ours) > 4.5       # measured 5.07 (TRBDF2) at rtol 1e-4
+    sw = r["switching"]
+    assert sw["switches"] >= 2                            # measured 5
+    assert not sw["others"]["Tsit5"]["success"]           # 3x the steps do not reach t = 200
+    assert sw["sol"].stats.naccept < 1.6 * sw["others"]["Rodas5P"]["steps"]   # 318 vs 205
+    assert (tmp_path / "stiff_chemistry.png").exists()
