@@ -89,3 +89,12 @@ def test_stiff_chemistry(tmp_path):
     assert not sw["others"]["Tsit5"]["success"]           # 3x the steps do not reach t = 200
     assert sw["sol"].stats.naccept < 1.6 * sw["others"]["Rodas5P"]["steps"]   # 318 vs 205
     assert (tmp_path / "stiff_chemistry.png").exists()
+
+
+def test_latent_ode_timeseries(tmp_path):
+    r = _example("latent_ode_timeseries").main(quick=True, out=tmp_path)
+    signal_interp, signal_extrap = r["signal"]              # 0.598, 0.363
+    assert r["interpolation"] < 0.5 * signal_interp         # measured 0.179
+    assert r["extrapolation"] < 0.8 * signal_extrap         # measured 0.190
+    assert (tmp_path / "latent_ode_timeseries.png").exists()
+
