@@ -98,3 +98,12 @@ def test_latent_ode_timeseries(tmp_path):
     assert r["extrapolation"] < 0.8 * signal_extrap         # measured 0.190
     assert (tmp_path / "latent_ode_timeseries.png").exists()
 
+
+def test_compare_torch_baselines(tmp_path):
+    r = _example("compare_torch_baselines").main(quick=True, out=tmp_path)
+    ours = r["pyude Tsit5"]
+    assert ours["error"] <= 1e-6 and ours["losses"][-1] < 0.5 * ours["losses"][0]
+    for name, other in r.items():    # at equal error the libraries learn the same thing
+        assert other["error"] <= 1e-6, name
+        assert max(abs(a - b) for a, b in zip(other["losses"], ours["losses"])) < 1e-5, name
+    assert (tmp_path / "compare_torch_baselines.png").exists()
