@@ -99,7 +99,7 @@ def main(quick: bool, out: Path, iters: int | None = None) -> dict:
     losses, start = [], time.perf_counter()
     for i in range(iters):
         idx = torch.randint(0, 512, (64,), generator=gen)
-        truth, observed, noisy = (a[idx] for a in train)
+        _, observed, noisy = (a[idx] for a in train)
         opt.zero_grad()
         pred = model(GRID[observed].to(device), noisy.to(device), t_fit)   # (64, 50)
         loss = ((pred.gather(1, observed.to(device)) - noisy.to(device)) ** 2).mean()

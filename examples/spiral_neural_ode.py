@@ -136,9 +136,9 @@ def _plot(node, net, t, truth, losses, final, field, out: Path) -> None:
     with torch.no_grad():
         f_learned = net(grid).cpu().numpy()
         f_true = spiral(grid.double().movedim(-1, 0), None, 0.0).movedim(0, -1).cpu().numpy()
-    for ax, field, name in ((axes[2], f_true, "true"), (axes[3], f_learned, "learned")):
-        speed = np.hypot(field[..., 0], field[..., 1])
-        ax.streamplot(gx, gy, field[..., 0], field[..., 1], color=np.log10(speed + 1e-3),
+    for ax, f, name in ((axes[2], f_true, "true"), (axes[3], f_learned, "learned")):
+        speed = np.hypot(f[..., 0], f[..., 1])
+        ax.streamplot(gx, gy, f[..., 0], f[..., 1], color=np.log10(speed + 1e-3),
                       cmap="viridis", density=1.1, linewidth=0.8)
         ax.plot(true[:, 0], true[:, 1], "k-", lw=0.8, alpha=0.5)
         ax.set(xlabel="y1", ylabel="y2", title=f"{name} vector field (colour: log10 speed)",
