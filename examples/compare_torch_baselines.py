@@ -10,12 +10,13 @@ torchdiffeq `odeint(func, y0, t, method="dopri5")`, torchode `AutoDiffAdjoint(Ts
 IntegralController)` (not compiled). "Equal error": before training, each library's
 tolerance is chosen as the loosest of rtol = 1e-3 ... 1e-10 (atol = rtol / 100) whose
 forward solve from the data's y(0) over t in [0, 5] (200 observations, 20 windows' worth),
-with the initial network, is within TARGET = 1e-6 of a Vern7 solution at 1e-12; the errors at that tolerance are printed. Then every library trains with
-Adam (lr 1e-2), iteration by iteration in turn (pyude's first iteration, torchdiffeq's,
-torchode's, pyude's second, ...), so that a change in the machine's load hits all alike.
+with the initial network, is within TARGET = 1e-6 of a Vern7 solution at 1e-12; the errors
+at that tolerance are printed. Then every library trains with Adam (lr 1e-2), iteration by
+iteration in turn (pyude's first iteration, torchdiffeq's, torchode's, pyude's second, ...),
+so that a change in the machine's load hits all alike.
 It runs on the CPU (a timing comparison on one thread; on a GPU the three would be measured
-alike by moving the data and `Field` there). torchdiffeq and torchode are optional (`pip install pyude[bench]`); without them the
-example runs pyude alone and says so.
+alike by moving the data and `Field` there). torchdiffeq and torchode are optional
+(`pip install pyude[bench]`); without them the example runs pyude alone and says so.
 
 Measured on a shared 2-core machine, one torch thread. The calibration picks rtol 1e-6 for
 pyude (error 2.6e-7), 1e-8 for torchdiffeq (1.4e-7; its I controller needs the tighter

@@ -115,8 +115,8 @@ def main(quick: bool, out: Path, iters: int | None = None) -> dict:
     curve, evals, start = [], [], time.perf_counter()
     for i in range(iters):
         opt.zero_grad()
-        lp, nf = log_likelihood(cnf, two_moons(256, gen).to(device), exact=False, rtol=1e-4, gen=gen,
-                                sensealg=pyude.GaussAdjoint())
+        lp, nf = log_likelihood(cnf, two_moons(256, gen).to(device), exact=False, rtol=1e-4,
+                                gen=gen, sensealg=pyude.GaussAdjoint())
         loss = -lp.mean()
         loss.backward()
         opt.step()

@@ -7,11 +7,12 @@ stiff and back.
    the Test Set's reference. Error is the Test Set's mescd (mixed significant correct digits
    at the final time; higher is better), time is the process's CPU time (every run is on
    one thread; wall time on a shared machine measures the neighbours too), best of the
-   repeats, the runs interleaved (every method once, then every method again). atol = 1e-4 rtol for everyone. Each peer is run as
-   its users run it: pyude with its Jacobian by automatic differentiation, no Jacobian
-   given; scipy's `solve_ivp` with a plain numpy right-hand side and its own
-   finite-difference Jacobian. The order-2 methods (Rosenbrock23, TRBDF2) run at rtol >= 1e-6
-   only. The Julia backend runs when Julia is installed (`pip install pyude[julia]`).
+   repeats, the runs interleaved (every method once, then every method again).
+   atol = 1e-4 rtol for everyone. Each peer is run as its users run it: pyude with its
+   Jacobian by automatic differentiation, no Jacobian given; scipy's `solve_ivp` with a
+   plain numpy right-hand side and its own finite-difference Jacobian. The order-2 methods
+   (Rosenbrock23, TRBDF2) run at rtol >= 1e-6 only. The Julia backend runs when Julia is
+   installed (`pip install pyude[julia]`).
 2. Van der Pol with mu = 100 on [0, 200]: slow, stiff drifts and fast, non-stiff jumps.
    `pyude.solve(prob)` without a solver takes AutoTsit5(Rosenbrock23()), which steps with
    Tsit5 until it detects stiffness, then with Rosenbrock23, and back at the jump.
@@ -19,12 +20,15 @@ stiff and back.
 Measured on a shared 2-core machine, one torch thread. Full run (rtol 1e-4 to 1e-8, best of
 3), 3 min of wall time on the loaded machine: every method succeeds at every tolerance;
 Rodas5P reaches 8.3 to 10.2 correct digits in 128 to 607 ms, KenCarp4 6.1 to 8.5 digits in
-104 to 467 ms. scipy as its users run it is faster at equal error: Radau reaches 8.5 digits in
-84 ms where Rodas5P needs 187 ms (2.2x), and LSODA, whose error stalls near 7.5 digits, takes
-3 to 10 ms, 20-60x less than the pyude run of equal accuracy. (pyude's own
-benchmarks/stiff.py, which hands scipy the model through torch, measures scipy 10-30x slower
-than this.) The default solver on Van der Pol: 318 steps (156 by Rosenbrock23, 5 switches),
-0.34 s; Rodas5P alone 205 steps, 0.39 s; Tsit5 alone 11008 steps, 18 s.
+104 to 467 ms. scipy as its users run it is faster at equal error (the ratios the script
+prints): Rodas5P takes 1.5-2.2x the time of the fastest scipy run at least as accurate
+(Radau), Rodas4, KenCarp4 and Kvaerno5 2-6x; where LSODA is accurate enough (its error
+stalls near 7.5 digits) the pyude runs take 14-125x its 3-10 ms. Only Rodas4 and Rodas5P at
+rtol 1e-8 (10.2 digits) have no scipy run as accurate. (pyude's own
+benchmarks/stiff.py hands scipy the model through torch, which makes scipy slower: at rtol
+1e-6, 3.4x for Radau, 2.8x for BDF and 11x for LSODA, measured beside this example.)
+The default solver on Van der Pol: 318 steps (156 by Rosenbrock23, 5 switches), 0.34 s;
+Rodas5P alone 205 steps, 0.39 s; Tsit5 alone 11008 steps, 18 s.
 `--quick` (rtol 1e-4 only, one repeat; Tsit5 alone stopped at 3x the default solver's
 steps, which leaves it at t = 12 of 200): 5-15 s. The test asserts that every pyude method
 succeeds with at least 4.5 correct digits (measured: 5.07 to 8.28), and that the default
