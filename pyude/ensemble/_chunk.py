@@ -267,6 +267,15 @@ def remote_chunk(payload: bytes, start: int, stop: int, token: str) -> bytes:
 def pickle_work(work: Work) -> bytes:
     """The pickled work, or a TypeError, before any work is sent, that names the piece
     that cannot be pickled and how to fix it."""
+    p = work.problem.p
+    values = list(p.items()) if isinstance(p, Params) else [("p", p)]
+    for name, value in [("u0", work.problem.u0), *values]:
+        if isinstance(value, Tensor) and value.requires_grad:
+            raise ValueError(
+                f"the problem's {name} requires grad, but gradients do not come back from "
+                f"other processes; solve an ensemble you differentiate with "
+                f"EnsembleSerial() or EnsembleThreads() (the loss then backpropagates "
+                f"through the stacked solves), or pass `{name}.detach()`")
     try:
         return dumps(work)
     except Exception as err:
