@@ -128,6 +128,16 @@ def test_every_strategy_gives_the_serial_bits_in_trajectory_order(serial_lv, das
         assert sol.retcodes == serial_lv.retcodes
 
 
+def test_default_chunks_one_per_worker_or_one_in_all(dask_client, process_pool):
+    assert EnsembleDistributed(dask_client.get_executor()).default_batch_size(24) == 12
+    assert EnsembleDistributed(process_pool).default_batch_size(25) == 13
+    assert EnsembleDistributed(lambda: None).default_batch_size(24) == 6
+    assert EnsembleSerial().default_batch_size(24) == EnsembleThreads().default_batch_size(24)
+    sol = solve_ensemble(LV_ENSEMBLE, pyude.Tsit5(), EnsembleThreads(), trajectories=5,
+                         saveat=[1.0])
+    assert sol.stats["chunks"] == 1 and sol.stats["batch_size"] == 5
+
+
 def test_a_chunk_is_one_stacked_solve_and_batch_size_one_solves_alone(serial_lv):
     stacked = pyude.solve(LV.remake(
         u0=torch.stack([vary_lv(LV, i, 0).u0 for i in range(6)]),

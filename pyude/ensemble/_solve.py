@@ -35,7 +35,7 @@ def solve_ensemble(ensemble: EnsembleProblem, solver: AbstractSolver | None = No
             numbers depend on `batch_size` only: every strategy gives the same bits for
             the same `batch_size`. `batch_size=1` solves each trajectory alone, with its own
             steps. The reduction folds one chunk at a time. Default: all trajectories in one
-            chunk (serial and threads); about four chunks per worker (distributed).
+            chunk (serial and threads); one chunk per worker (distributed).
         **options: passed to every `pyude.solve` (`saveat`, `rtol`, `atol`, `backend`,
             ...). A failed trajectory never raises: its return code is in `sol.retcodes`.
 

@@ -1,0 +1,173 @@
+"""Ensembles: ROBER parameter sweeps on EnsembleSerial, EnsembleThreads and a local Dask
+cluster, against a loop of scipy Radau solves, and the per-chunk cost of the distributed
+strategy on empty work.
+
+    python benchmarks/ensemble.py [--trajectories 10000] [--sweep 256] [--workers 2]
+        [--scipy 50] [--out benchmarks/results]
+
+Each rate of ROBER (k1, k2, k3) is scaled by a factor in [0.5, 2] drawn from a generator
+seeded by the trajectory's index, as in `stiff.py`'s batched comparison; Rodas5P, rtol 1e-6,
+atol 1e-10, saved at t = 1e5. The Dask workers are separate processes, started (and warmed
+with a small ensemble) before the clock starts. Writes `ensemble.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pyude
+from pyude import (EnsembleDistributed, EnsembleProblem, EnsembleSerial, EnsembleThreads,
+                   solve_ensemble)
+from pyude.problems import rober
+
+RTOL, ATOL, T1 = 1e-6, 1e-10, 1e5
+BASE = dict(k1=0.04, k2=3e7, k3=1e4)
+
+
+def rates(i: int) -> dict:
+    g = torch.Generator().manual_seed(i)
+    factors = 2.0 ** (2 * torch.rand(3, generator=g, dtype=torch.float64) - 1)
+    return {k: v * factors[j] for j, (k, v) in enumerate(BASE.items())}
+
+
+def vary(problem, i, repeat):
+    return problem.remake(p=rates(i))
+
+
+def last_state(sol, i):
+    return sol.u[-1], False
+
+
+ENSEMBLE = EnsembleProblem(pyude.ODEProblem(rober, [1.0, 0.0, 0.0], (0.0, T1), BASE),
+                           prob_func=vary, output_func=last_state)
+
+
+def empty(u, p, t):
+    return [0.0 * u[0]]
+
+
+EMPTY = EnsembleProblem(pyude.ODEProblem(empty, [1.0], (0.0, 1.0)))
+
+
+def timed(strategy, trajectories, batch_size=None, ensemble=ENSEMBLE, **options):
+    options = options or dict(saveat=[T1], rtol=RTOL, atol=ATOL)
+    began = time.perf_counter()
+    sol = solve_ensemble(ensemble, pyude.Rodas5P() if ensemble is ENSEMBLE else
+                         pyude.Euler(), strategy, trajectories=trajectories,
+                         batch_size=batch_size, **options)
+    return time.perf_counter() - began, sol
+
+
+def scipy_loop(n: int) -> tuple[float, np.ndarray]:
+    from scipy.integrate import solve_ivp
+    out = []
+    began = time.perf_counter()
+    for i in range(n):
+        k1, k2, k3 = (float(v) for v in rates(i).values())
+
+        def f(t, y):
+            return [-k1 * y[0] + k3 * y[1] * y[2],
+                    k1 * y[0] - k2 * y[1] ** 2 - k3 * y[1] * y[2], k2 * y[1] ** 2]
+        out.append(solve_ivp(f, (0.0, T1), [1.0, 0.0, 0.0], method="Radau", rtol=RTOL,
+                             atol=ATOL).y[:, -1])
+    return time.perf_counter() - began, np.array(out)
+
+
+def row(name, seconds, sol):
+    return dict(strategy=name, seconds=seconds, per_trajectory_ms=1e3 * seconds /
+                sol.trajectories, chunks=sol.stats["chunks"],
+                batch_size=sol.stats["batch_size"], failed=len(sol.failed))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trajectories", type=int, default=10_000)
+    parser.add_argument("--sweep", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scipy", type=int, default=50,
+                        help="trajectories in the scipy Radau loop (timed per trajectory)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    from dask.distributed import Client, LocalCluster
+
+    began = time.perf_counter()
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    dask = EnsembleDistributed(client.get_executor())
+    timed(dask, 2 * args.workers, batch_size=1)          # workers import torch and pyude
+    startup = time.perf_counter() - began
+    print(f"Dask LocalCluster, {args.workers} worker processes: started and warm in "
+          f"{startup:.1f} s")
+
+    result = dict(machine=dict(cpus=os.cpu_count(), python=platform.python_version(),
+                               torch=torch.__version__), workers=args.workers,
+                  cluster_startup_s=startup, rtol=RTOL, atol=ATOL)
+    for key, n in (("sweep", args.sweep), ("large", args.trajectories)):
+        chunk = dask.default_batch_size(n)
+        rows = []
+        t_serial, serial = timed(EnsembleSerial(), n)
+        rows.append(row("serial (one chunk)", t_serial, serial))
+        t, threads = timed(EnsembleThreads(), n)
+        rows.append(row("threads (one chunk)", t, threads))
+        t_chunked, chunked = timed(EnsembleSerial(), n, batch_size=chunk)
+        rows.append(row(f"serial (chunks of {chunk})", t_chunked, chunked))
+        t_dask, dist = timed(dask, n)
+        rows.append(row(f"dask, {args.workers} workers (chunks of {chunk})", t_dask, dist))
+        same = all(torch.equal(a, b) for a, b in zip(chunked, dist))
+        print(f"\nROBER x {n}, Rodas5P rtol {RTOL:g} atol {ATOL:g}")
+        for r in rows:
+            print(f"  {r['strategy']:34} {r['seconds']:8.2f} s  {r['per_trajectory_ms']:7.3f} "
+                  f"ms/trajectory  failed {r['failed']}")
+        print(f"  dask vs serial, same chunks: {t_chunked / t_dask:.2f}x; vs serial in one "
+              f"chunk: {t_serial / t_dask:.2f}x; dask bits equal serial's on the same "
+              f"chunks: {same}")
+        result[key] = dict(trajectories=n, rows=rows, speedup_same_chunks=t_chunked / t_dask,
+                           speedup_vs_one_chunk=t_serial / t_dask, same_bits=same)
+
+    t_scipy, ys = scipy_loop(args.scipy)
+    per_scipy = t_scipy / args.scipy
+    best = min(r["per_trajectory_ms"] for r in result["large"]["rows"]) / 1e3
+    ends = torch.stack(list(dist)[:args.scipy]).numpy()
+    diff = float(np.max(np.abs(ends - ys) / (ATOL / RTOL + np.abs(ys))))
+    print(f"\nscipy Radau loop (numpy f): {1e3 * per_scipy:.1f} ms/trajectory over "
+          f"{args.scipy}; best ensemble {1e3 * best:.3f} ms/trajectory: "
+          f"{per_scipy / best:.0f}x; max scaled difference {diff:.1e}")
+    result["scipy"] = dict(trajectories=args.scipy, per_trajectory_ms=1e3 * per_scipy,
+                           speedup_best=per_scipy / best, dask_speedup=per_scipy /
+                           (result["large"]["rows"][3]["per_trajectory_ms"] / 1e3),
+                           max_scaled_difference=diff)
+
+    # per-chunk cost on empty work: one Euler step of a 1-state problem per chunk
+    opts = dict(dt=1.0)
+    chunks = 200
+    t_empty_serial, _ = timed(EnsembleSerial(), chunks, 1, EMPTY, **opts)
+    t_empty_dask, _ = timed(dask, chunks, 1, EMPTY, **opts)
+    latency = []
+    for _ in range(20):
+        latency.append(timed(dask, 1, 1, EMPTY, **opts)[0])
+    print(f"\nempty chunks: serial {1e3 * t_empty_serial / chunks:.2f} ms each; dask "
+          f"{1e3 * t_empty_dask / chunks:.2f} ms each over {chunks} chunks on "
+          f"{args.workers} workers (throughput); one-chunk ensemble round trip "
+          f"{1e3 * np.median(latency):.1f} ms (median of 20)")
+    result["empty_chunk"] = dict(serial_ms=1e3 * t_empty_serial / chunks,
+                                 dask_ms_per_chunk=1e3 * t_empty_dask / chunks,
+                                 dask_round_trip_ms=1e3 * float(np.median(latency)))
+    client.close()
+    cluster.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ensemble.json").write_text(json.dumps(result, indent=2))
+    print(f"\nwritten: {out / 'ensemble.json'}")
+
+
+if __name__ == "__main__":
+    main()
