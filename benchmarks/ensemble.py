@@ -24,8 +24,13 @@ import numpy as np
 import torch
 
 import pyude
-from pyude import (EnsembleDistributed, EnsembleProblem, EnsembleSerial, EnsembleThreads,
-                   solve_ensemble)
+from pyude import (
+    EnsembleDistributed,
+    EnsembleProblem,
+    EnsembleSerial,
+    EnsembleThreads,
+    solve_ensemble,
+)
 from pyude.problems import rober
 
 RTOL, ATOL, T1 = 1e-6, 1e-10, 1e5
@@ -73,7 +78,7 @@ def scipy_loop(n: int) -> tuple[float, np.ndarray]:
     for i in range(n):
         k1, k2, k3 = (float(v) for v in rates(i).values())
 
-        def f(t, y):
+        def f(t, y, k1=k1, k2=k2, k3=k3):
             return [-k1 * y[0] + k3 * y[1] * y[2],
                     k1 * y[0] - k2 * y[1] ** 2 - k3 * y[1] * y[2], k2 * y[1] ** 2]
         out.append(solve_ivp(f, (0.0, T1), [1.0, 0.0, 0.0], method="Radau", rtol=RTOL,

@@ -18,8 +18,14 @@ import pytest
 import torch
 
 import pyude
-from pyude import (EnsembleDistributed, EnsembleError, EnsembleProblem, EnsembleSerial,
-                   EnsembleThreads, solve_ensemble)
+from pyude import (
+    EnsembleDistributed,
+    EnsembleError,
+    EnsembleProblem,
+    EnsembleSerial,
+    EnsembleThreads,
+    solve_ensemble,
+)
 from pyude.problems import lotka_volterra_problem
 
 try:     # the workers receive this module's functions by value, without importing it
@@ -160,16 +166,19 @@ def test_chunks_finishing_in_reverse_order_come_back_in_trajectory_order(serial_
     assert torch.equal(states(sol), states(serial_lv))
 
 
-def test_trajectories_that_share_no_model_are_solved_one_by_one_on_threads():
-    def vary_span(problem, i, repeat):
-        return problem.remake(tspan=(0.0, 1.0 + 0.1 * i))
+def vary_span(problem, i, repeat):
+    return problem.remake(tspan=(0.0, 1.0 + 0.1 * i))
 
+
+def test_trajectories_that_share_no_model_are_solved_one_by_one(dask_client):
     ens = EnsembleProblem(LV, prob_func=vary_span)
     serial = solve_ensemble(ens, pyude.Tsit5(), EnsembleSerial(), trajectories=6)
-    threads = solve_ensemble(ens, pyude.Tsit5(), EnsembleThreads(workers=2), trajectories=6)
-    for i, (a, b) in enumerate(zip(serial, threads)):
-        assert torch.equal(a.u, b.u) and a.t[-1].item() == pytest.approx(1.0 + 0.1 * i)
-        assert a(0.5).shape == (2,)             # solved alone: dense output kept
+    for strategy in (EnsembleThreads(workers=2),
+                     EnsembleDistributed(dask_client.get_executor())):
+        other = solve_ensemble(ens, pyude.Tsit5(), strategy, trajectories=6)
+        for i, (a, b) in enumerate(zip(serial, other)):
+            assert torch.equal(a.u, b.u) and b.t[-1].item() == pytest.approx(1.0 + 0.1 * i)
+            assert torch.equal(a(0.55), b(0.55))    # solved alone: dense output kept
 
 
 # --- failures -----------------------------------------------------------------------------

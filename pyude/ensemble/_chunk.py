@@ -23,7 +23,6 @@ from torch import Tensor
 
 from .._model import Params
 from .._problem import ODEProblem
-from .._retcode import ReturnCode
 from .._solution import Solution
 
 MAX_RERUNS = 100

@@ -147,7 +147,7 @@ class EnsembleSolution:
 def _stack_outputs(outputs: list) -> tuple[np.ndarray | None, np.ndarray]:
     if all(isinstance(o, Solution) for o in outputs):
         t0 = outputs[0].t.detach().cpu().numpy()
-        for i, o in enumerate(outputs):
+        for o in outputs:
             t = o.t.detach().cpu().numpy()
             if t.shape != t0.shape or not np.array_equal(t, t0):
                 raise ValueError(
