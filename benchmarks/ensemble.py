@@ -99,8 +99,12 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scipy", type=int, default=50,
                         help="trajectories in the scipy Radau loop (timed per trajectory)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch threads of this process (Dask starts its workers with "
+                             "one each); 1 makes the serial rows use one core")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
     from dask.distributed import Client, LocalCluster
 
     began = time.perf_counter()
@@ -114,7 +118,8 @@ def main():
           f"{startup:.1f} s")
 
     result = dict(machine=dict(cpus=os.cpu_count(), python=platform.python_version(),
-                               torch=torch.__version__), workers=args.workers,
+                               torch=torch.__version__, load_average=os.getloadavg()),
+                  workers=args.workers, torch_threads=args.torch_threads,
                   cluster_startup_s=startup, rtol=RTOL, atol=ATOL)
     for key, n in (("sweep", args.sweep), ("large", args.trajectories)):
         chunk = dask.default_batch_size(n)
@@ -128,6 +133,10 @@ def main():
         t_dask, dist = timed(dask, n)
         rows.append(row(f"dask, {args.workers} workers (chunks of {chunk})", t_dask, dist))
         same = all(torch.equal(a, b) for a, b in zip(chunked, dist))
+        # CPU seconds of the threads that ran the chunks: on a machine shared with other
+        # work, the wall-clock ratio measures the contention as much as the strategy
+        cpu_serial = sum(w["cpu_seconds"] for w in chunked.stats["workers"].values())
+        cpu_path = max(w["cpu_seconds"] for w in dist.stats["workers"].values())
         print(f"\nROBER x {n}, Rodas5P rtol {RTOL:g} atol {ATOL:g}")
         for r in rows:
             print(f"  {r['strategy']:34} {r['seconds']:8.2f} s  {r['per_trajectory_ms']:7.3f} "
@@ -135,8 +144,14 @@ def main():
         print(f"  dask vs serial, same chunks: {t_chunked / t_dask:.2f}x; vs serial in one "
               f"chunk: {t_serial / t_dask:.2f}x; dask bits equal serial's on the same "
               f"chunks: {same}")
+        print(f"  CPU seconds: serial {cpu_serial:.2f}, busiest dask worker {cpu_path:.2f} "
+              f"({cpu_serial / cpu_path:.2f}x); per worker "
+              + ", ".join(f"{w['chunks']} chunks {w['cpu_seconds']:.2f} s"
+                          for w in dist.stats["workers"].values()))
         result[key] = dict(trajectories=n, rows=rows, speedup_same_chunks=t_chunked / t_dask,
-                           speedup_vs_one_chunk=t_serial / t_dask, same_bits=same)
+                           speedup_vs_one_chunk=t_serial / t_dask, same_bits=same,
+                           cpu_serial_s=cpu_serial, cpu_busiest_worker_s=cpu_path,
+                           dask_workers=dist.stats["workers"])
 
     t_scipy, ys = scipy_loop(args.scipy)
     per_scipy = t_scipy / args.scipy
@@ -170,6 +185,7 @@ def main():
     cluster.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    result["machine"]["load_average_after"] = os.getloadavg()
     (out / "ensemble.json").write_text(json.dumps(result, indent=2))
     print(f"\nwritten: {out / 'ensemble.json'}")
 

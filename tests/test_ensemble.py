@@ -127,6 +127,8 @@ def test_every_strategy_gives_the_serial_bits_in_trajectory_order(serial_lv, das
         assert torch.equal(sol.u[0], vary_lv(LV, i, 0).u0)
     assert serial_lv.retcodes == [pyude.ReturnCode.Success] * 24
     assert serial_lv.stats["chunks"] == 4
+    ((where, work),) = serial_lv.stats["workers"].items()
+    assert where.endswith(f":{os.getpid()}") and work["chunks"] == 4
     for strategy in (EnsembleThreads(), EnsembleDistributed(process_pool),
                      EnsembleDistributed(dask_client.get_executor())):
         sol = solve_lv(strategy)

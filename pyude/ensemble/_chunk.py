@@ -49,6 +49,7 @@ class ChunkResult:
     retcodes: list
     reruns: int
     seconds: float
+    cpu_seconds: float
     worker: str
 
 
@@ -67,7 +68,7 @@ class TrajectorySolution(Solution):
 def run_chunk(work: Work, start: int, stop: int, map_fn: Callable = map) -> ChunkResult:
     """Solve trajectories `start` to `stop - 1`, rerunning where `output_func` asks.
     `map_fn` solves the trajectories that cannot be stacked (a thread pool's `map`)."""
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.thread_time()
     n = stop - start
     outputs: list = [None] * n
     retcodes: list = [None] * n
@@ -95,7 +96,7 @@ def run_chunk(work: Work, start: int, stop: int, map_fn: Callable = map) -> Chun
         reruns += len(again)
         todo = again
     return ChunkResult(start, outputs, retcodes, reruns, time.perf_counter() - began,
-                       f"{socket.gethostname()}:{os.getpid()}")
+                       time.thread_time() - cpu, f"{socket.gethostname()}:{os.getpid()}")
 
 
 def _problem(work: Work, i: int, repeat: int) -> ODEProblem:

@@ -54,8 +54,10 @@ class EnsembleSolution:
         converged: True when the reduction stopped the ensemble early.
         trajectories: how many trajectories were solved and folded in.
         elapsed: wall-clock seconds.
-        stats: counters: chunks, batch_size, reruns, and for a distributed strategy
-            resubmitted chunks and replaced executors.
+        stats: counters: `chunks`, `batch_size`, `reruns`, `workers` (per process that
+            solved chunks, `host:pid`: its chunks, wall seconds, and CPU seconds of the
+            thread that ran them), and for a distributed strategy `resubmitted` chunks and
+            `executors_replaced`.
 
     `sol[i]` and iteration reach the outputs; `sol.summary()` the statistics over
     trajectories; `sol.plot()` draws their quantile bands.

@@ -52,7 +52,8 @@ def solve_ensemble(ensemble: EnsembleProblem, solver: AbstractSolver | None = No
     folder = _Folder(ensemble, chunks)
     began = time.perf_counter()
     extra = strategy.run(work, chunks, folder.fold)
-    stats = dict(chunks=len(chunks), batch_size=batch_size, reruns=folder.reruns, **extra)
+    stats = dict(chunks=len(chunks), batch_size=batch_size, reruns=folder.reruns,
+                 workers=folder.workers, **extra)
     return EnsembleSolution(folder.value(), folder.retcodes, folder.converged,
                             len(folder.retcodes), time.perf_counter() - began, strategy,
                             stats, reduced=ensemble.reduction is not None)
@@ -70,6 +71,7 @@ class _Folder:
         self.waiting: dict[int, ChunkResult] = {}
         self.retcodes: list = []
         self.reruns = 0
+        self.workers: dict[str, dict] = {}
         self.converged = False
 
     def fold(self, result: ChunkResult) -> bool:
@@ -80,6 +82,11 @@ class _Folder:
             self.next += 1
             self.retcodes.extend(result.retcodes)
             self.reruns += result.reruns
+            where = self.workers.setdefault(result.worker,
+                                            dict(chunks=0, seconds=0.0, cpu_seconds=0.0))
+            where["chunks"] += 1
+            where["seconds"] += result.seconds
+            where["cpu_seconds"] += result.cpu_seconds
             if self.reduction is None:
                 self.u.extend(result.outputs)
                 continue
