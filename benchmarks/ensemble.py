@@ -71,10 +71,10 @@ def timed(strategy, trajectories, batch_size=None, ensemble=ENSEMBLE, **options)
     return time.perf_counter() - began, sol
 
 
-def scipy_loop(n: int) -> tuple[float, np.ndarray]:
+def scipy_loop(n: int) -> tuple[float, float, np.ndarray]:
     from scipy.integrate import solve_ivp
     out = []
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.thread_time()
     for i in range(n):
         k1, k2, k3 = (float(v) for v in rates(i).values())
 
@@ -83,12 +83,14 @@ def scipy_loop(n: int) -> tuple[float, np.ndarray]:
                     k1 * y[0] - k2 * y[1] ** 2 - k3 * y[1] * y[2], k2 * y[1] ** 2]
         out.append(solve_ivp(f, (0.0, T1), [1.0, 0.0, 0.0], method="Radau", rtol=RTOL,
                              atol=ATOL).y[:, -1])
-    return time.perf_counter() - began, np.array(out)
+    return time.perf_counter() - began, time.thread_time() - cpu, np.array(out)
 
 
 def row(name, seconds, sol):
+    cpu = sum(w["cpu_seconds"] for w in sol.stats["workers"].values())
     return dict(strategy=name, seconds=seconds, per_trajectory_ms=1e3 * seconds /
-                sol.trajectories, chunks=sol.stats["chunks"],
+                sol.trajectories, cpu_seconds=cpu,
+                cpu_per_trajectory_ms=1e3 * cpu / sol.trajectories, chunks=sol.stats["chunks"],
                 batch_size=sol.stats["batch_size"], failed=len(sol.failed))
 
 
@@ -140,7 +142,7 @@ def main():
         print(f"\nROBER x {n}, Rodas5P rtol {RTOL:g} atol {ATOL:g}")
         for r in rows:
             print(f"  {r['strategy']:34} {r['seconds']:8.2f} s  {r['per_trajectory_ms']:7.3f} "
-                  f"ms/trajectory  failed {r['failed']}")
+                  f"ms/trajectory  (CPU {r['cpu_seconds']:6.2f} s)  failed {r['failed']}")
         print(f"  dask vs serial, same chunks: {t_chunked / t_dask:.2f}x; vs serial in one "
               f"chunk: {t_serial / t_dask:.2f}x; dask bits equal serial's on the same "
               f"chunks: {same}")
@@ -153,18 +155,24 @@ def main():
                            cpu_serial_s=cpu_serial, cpu_busiest_worker_s=cpu_path,
                            dask_workers=dist.stats["workers"])
 
-    t_scipy, ys = scipy_loop(args.scipy)
+    t_scipy, cpu_scipy, ys = scipy_loop(args.scipy)
     per_scipy = t_scipy / args.scipy
     best = min(r["per_trajectory_ms"] for r in result["large"]["rows"]) / 1e3
+    cpu_one_chunk = result["large"]["rows"][0]["cpu_per_trajectory_ms"] / 1e3
     ends = torch.stack(list(dist)[:args.scipy]).numpy()
     diff = float(np.max(np.abs(ends - ys) / (ATOL / RTOL + np.abs(ys))))
     print(f"\nscipy Radau loop (numpy f): {1e3 * per_scipy:.1f} ms/trajectory over "
           f"{args.scipy}; best ensemble {1e3 * best:.3f} ms/trajectory: "
           f"{per_scipy / best:.0f}x; max scaled difference {diff:.1e}")
+    print(f"  in CPU seconds: scipy {1e3 * cpu_scipy / args.scipy:.1f} ms/trajectory, serial "
+          f"in one chunk {1e3 * cpu_one_chunk:.3f}: "
+          f"{cpu_scipy / args.scipy / cpu_one_chunk:.0f}x")
     result["scipy"] = dict(trajectories=args.scipy, per_trajectory_ms=1e3 * per_scipy,
                            speedup_best=per_scipy / best, dask_speedup=per_scipy /
                            (result["large"]["rows"][3]["per_trajectory_ms"] / 1e3),
-                           max_scaled_difference=diff)
+                           max_scaled_difference=diff,
+                           cpu_per_trajectory_ms=1e3 * cpu_scipy / args.scipy,
+                           cpu_speedup_one_chunk=cpu_scipy / args.scipy / cpu_one_chunk)
 
     # per-chunk cost on empty work: one Euler step of a 1-state problem per chunk
     opts = dict(dt=1.0)
