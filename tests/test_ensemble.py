@@ -449,6 +449,13 @@ def test_other_bad_inputs_are_refused_by_their_messages():
         EnsembleThreads(workers=0)
     with pytest.raises(TypeError, match="EnsembleDistributed needs a concurrent.futures"):
         EnsembleDistributed("tcp://scheduler:8786")
+
+    class Client:
+        def get_executor(self):
+            ...
+    with pytest.raises(TypeError, match=r"pass `EnsembleDistributed\(client.get_executor"
+                                        r"\(\)\)`, not the Client itself"):
+        EnsembleDistributed(Client())
     with pytest.raises(ValueError, match="retries must be a whole number >= 0"):
         EnsembleDistributed(cf.ThreadPoolExecutor, retries=-1)
 

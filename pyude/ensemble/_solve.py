@@ -108,10 +108,13 @@ class _Folder:
 _ENSEMBLE_KEYWORDS = ("trajectories", "batch_size")
 
 
-def _solve_keywords() -> tuple[str, ...]:
+def _solve_keywords() -> tuple[str, ...] | None:
+    """`pyude.solve`'s options, or None when its signature does not list them (then
+    `solve` itself refuses an unknown one, at the first trajectory)."""
     from .. import solve
     params = inspect.signature(solve).parameters.values()
-    return tuple(p.name for p in params if p.kind == p.KEYWORD_ONLY)
+    names = tuple(p.name for p in params if p.kind == p.KEYWORD_ONLY)
+    return names or None
 
 
 def _check(ensemble, solver, trajectories, batch_size, options) -> None:
@@ -140,9 +143,11 @@ def _check(ensemble, solver, trajectories, batch_size, options) -> None:
         raise TypeError("solve_ensemble() does not take `throw`: a failed trajectory never "
                         "fails the ensemble, its return code is in `sol.retcodes`; call "
                         "`sol.raise_for_status()` to raise when any failed")
-    known = tuple(k for k in _solve_keywords() if k != "throw")
-    unknown = {k: v for k, v in options.items() if k not in known}
-    reject_unknown_kwargs("solve_ensemble()", unknown, known + _ENSEMBLE_KEYWORDS)
+    keywords = _solve_keywords()
+    if keywords is not None:
+        known = tuple(k for k in keywords if k != "throw")
+        unknown = {k: v for k, v in options.items() if k not in known}
+        reject_unknown_kwargs("solve_ensemble()", unknown, known + _ENSEMBLE_KEYWORDS)
 
 
 def _whole(x) -> bool:

@@ -110,6 +110,10 @@ class EnsembleDistributed(AbstractEnsembleStrategy):
     """
 
     def __init__(self, executor: cf.Executor | Callable[[], cf.Executor], retries: int = 3):
+        if not isinstance(executor, cf.Executor) and hasattr(executor, "get_executor"):
+            raise TypeError(f"EnsembleDistributed takes an executor: pass "
+                            f"`EnsembleDistributed(client.get_executor())`, not the "
+                            f"{type(executor).__name__} itself")
         if not (isinstance(executor, cf.Executor) or callable(executor)):
             raise TypeError(
                 f"EnsembleDistributed needs a concurrent.futures.Executor, such as a Dask "
