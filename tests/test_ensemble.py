@@ -107,10 +107,15 @@ def dask_client():
                 yield client
 
 
+def pool(workers=2):
+    """A process pool whose processes use one torch thread, as Dask's workers do."""
+    return cf.ProcessPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
+
+
 @pytest.fixture(scope="module")
 def process_pool():
-    with cf.ProcessPoolExecutor(2) as pool:
-        yield pool
+    with pool() as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +219,7 @@ def test_a_dask_worker_killed_mid_run_loses_nothing(serial_lv, dask_client, tmp_
 
 def test_a_broken_process_pool_is_replaced_and_its_chunks_resubmitted(serial_lv, tmp_path):
     ens = EnsembleProblem(LV, prob_func=KillOnce(tmp_path / "killed", victim=7))
-    sol = solve_lv(EnsembleDistributed(lambda: cf.ProcessPoolExecutor(2)), ensemble=ens)
+    sol = solve_lv(EnsembleDistributed(pool), ensemble=ens)
     assert (tmp_path / "killed").exists()
     assert sol.stats["executors_replaced"] == 1 and sol.stats["resubmitted"] >= 1
     assert torch.equal(states(sol), states(serial_lv))
@@ -222,10 +227,10 @@ def test_a_broken_process_pool_is_replaced_and_its_chunks_resubmitted(serial_lv,
 
 def test_a_broken_pool_given_as_an_instance_is_reported(tmp_path):
     ens = EnsembleProblem(LV, prob_func=KillOnce(tmp_path / "killed", victim=0))
-    with cf.ProcessPoolExecutor(1) as pool:
+    with pool(1) as executor:
         with pytest.raises(EnsembleError, match=r"takes no more work\. Pass a function that "
                                                 r"makes the executor"):
-            solve_lv(EnsembleDistributed(pool), ensemble=ens)
+            solve_lv(EnsembleDistributed(executor), ensemble=ens)
 
 
 def test_lost_workers_are_retried_a_bounded_number_of_times(serial_lv):
