@@ -508,3 +508,32 @@ class _Scripted(cf.ThreadPoolExecutor):
             self.finished.append(start)
             return out
         return super().submit(later)
+
+
+# --- on demand: a larger stiff sweep -----------------------------------------------------
+
+def vary_rober(problem, i, repeat):
+    g = torch.Generator().manual_seed(i)
+    f = 2.0 ** (2 * torch.rand(3, generator=g, dtype=torch.float64) - 1)
+    return problem.remake(p=dict(k1=0.04 * f[0], k2=3e7 * f[1], k3=1e4 * f[2]))
+
+
+@pytest.mark.slow
+def test_a_stiff_sweep_survives_a_killed_worker_with_the_serial_bits(dask_client, tmp_path):
+    from pyude.problems import rober_problem
+    options = dict(trajectories=2000, batch_size=250, saveat=[1.0, 1e3, 1e5], rtol=1e-6,
+                   atol=1e-10)
+    serial = solve_ensemble(EnsembleProblem(rober_problem(), prob_func=vary_rober),
+                            pyude.Rodas5P(), EnsembleSerial(), **options)
+
+    def killing(problem, i, repeat):
+        KillOnce(tmp_path / "killed", victim=1100)(problem, i, repeat)
+        return vary_rober(problem, i, repeat)
+
+    dist = solve_ensemble(EnsembleProblem(rober_problem(), prob_func=killing),
+                          pyude.Rodas5P(), EnsembleDistributed(dask_client.get_executor()),
+                          **options)
+    assert (tmp_path / "killed").exists() and serial.success and dist.success
+    assert torch.equal(states(dist), states(serial))
+    mass = states(serial).sum(-1)                 # ROBER conserves y1 + y2 + y3 = 1
+    assert torch.allclose(mass, torch.ones_like(mass), atol=1e-6)
