@@ -387,7 +387,7 @@ def test_an_unpicklable_model_is_named_before_any_work():
     executor = _Scripted()
     with pytest.raises(TypeError, match=r"cannot be sent to the workers: problem\.f\.lock "
                                         r"\(<unlocked _thread\.lock.*cannot be pickled.*"
-                                        r"module-level function instead of a lambda"):
+                                        r"use a module-level function instead of a lambda or a closure"):
         solve_ensemble(EnsembleProblem(pyude.ODEProblem(LockedModel(), [1.0, 1.0], (0, 1))),
                        pyude.Tsit5(), EnsembleDistributed(executor), trajectories=4)
     lock = threading.Lock()
@@ -399,6 +399,18 @@ def test_an_unpicklable_model_is_named_before_any_work():
     with pytest.raises(TypeError, match=r"prob_func \(closure variable `lock`\)"):
         solve_ensemble(EnsembleProblem(LV, prob_func=closure), pyude.Tsit5(),
                        EnsembleDistributed(executor), trajectories=4)
+    assert executor.submitted == 0
+    executor.shutdown()
+
+
+def test_without_cloudpickle_a_lambda_is_named_with_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)       # import fails
+    executor = _Scripted()
+    with pytest.raises(TypeError, match=r"prob_func \(<function .*<lambda>.*Without "
+                                        r"cloudpickle installed, lambdas.*define them at "
+                                        r"module level, or `pip install cloudpickle`"):
+        solve_ensemble(EnsembleProblem(LV, prob_func=lambda problem, i, repeat: problem),
+                       pyude.Tsit5(), EnsembleDistributed(executor), trajectories=4)
     assert executor.submitted == 0
     executor.shutdown()
 

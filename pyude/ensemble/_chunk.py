@@ -293,11 +293,11 @@ def pickle_work(work: Work) -> bytes:
             f"the ensemble cannot be sent to the workers: {path} ({_short(leaf)}) cannot be "
             f"pickled: {type(leaf_err).__name__}: {leaf_err}. A distributed strategy pickles "
             f"the problem (f, jac, u0, p), prob_func, output_func, the solver and the solve "
-            f"options before any work starts. Make {path} picklable: use a module-level "
-            f"function instead of a lambda or a closure over it, and keep locks, open files, "
-            f"connections and generators out of the model (create them inside the function "
-            f"on the worker).{lambdas} EnsembleSerial() and EnsembleThreads() pickle nothing "
-            f"and run this ensemble as it is.") from err
+            f"options once, before any work starts. To fix it, keep objects like this one "
+            f"(locks, open files, connections, generators) out of them: create them inside "
+            f"the function, on the worker, and use a module-level function instead of a "
+            f"lambda or a closure over them.{lambdas} EnsembleSerial() and EnsembleThreads() "
+            f"pickle nothing and run this ensemble as it is.") from err
 
 
 def _has_cloudpickle() -> bool:
