@@ -188,6 +188,23 @@ def test_trajectories_that_share_no_model_are_solved_one_by_one(dask_client):
             assert torch.equal(a(0.55), b(0.55))    # solved alone: dense output kept
 
 
+def test_threads_call_julia_from_the_calling_thread_only(monkeypatch):
+    real_solve, threads = pyude.solve, set()
+
+    def recording(problem, solver, **options):
+        threads.add(threading.current_thread().name)
+        return real_solve(problem, solver, **dict(options, backend="native"))
+
+    monkeypatch.setattr(pyude, "solve", recording)
+    ens = EnsembleProblem(LV, prob_func=vary_span)          # not stackable: one by one
+    solve_ensemble(ens, pyude.Tsit5(), EnsembleThreads(workers=2), trajectories=4)
+    assert threads and all(t.startswith("pyude-ensemble") for t in threads)
+    threads.clear()
+    solve_ensemble(ens, pyude.Tsit5(), EnsembleThreads(workers=2), trajectories=4,
+                   backend="julia")
+    assert threads == {threading.current_thread().name}
+
+
 # --- failures -----------------------------------------------------------------------------
 
 def test_failed_trajectories_return_their_codes_and_fail_nothing_else(dask_client):

@@ -67,7 +67,9 @@ class EnsembleThreads(AbstractEnsembleStrategy):
     (default: the number of CPUs). Gives the same numbers as `EnsembleSerial()`.
 
     Python threads run Python code one at a time: a model solved trajectory by trajectory
-    speeds up only where the solver releases the GIL for long (compiled code)."""
+    speeds up only where the solver releases the GIL for long (compiled code). With
+    `backend="julia"` or `"auto"` everything runs in the calling thread: Julia is called
+    from the main thread only."""
 
     def __init__(self, workers: int | None = None):
         if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
@@ -80,6 +82,10 @@ class EnsembleThreads(AbstractEnsembleStrategy):
         return trajectories
 
     def run(self, work, chunks, fold):
+        if work.options.get("backend", "native") != "native":
+            # juliacall is safe from the main thread only (PythonCall #578: Julia's GC run
+            # from another Python thread can hang)
+            return EnsembleSerial().run(work, chunks, fold)
         with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="pyude-ensemble") as pool:
             for start, stop in chunks:
                 if fold(run_chunk(work, start, stop, map_fn=pool.map)):
