@@ -12,7 +12,8 @@ import math
 import uuid
 from typing import Callable
 
-from ._chunk import ChunkResult, Work, pickle_work, remote_chunk, run_chunk
+from ._chunk import ChunkResult, Work, run_chunk
+from ._pickling import pickle_work, remote_chunk
 
 # The names of the exceptions by which executors say a worker was lost (not that the work
 # itself failed): the standard library's broken pools, Dask's KilledWorker (after the
