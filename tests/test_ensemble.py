@@ -205,6 +205,18 @@ def test_threads_call_julia_from_the_calling_thread_only(monkeypatch):
     assert threads == {threading.current_thread().name}
 
 
+def test_threads_run_chunks_concurrently_and_fold_them_in_order(serial_lv):
+    sol = solve_lv(EnsembleThreads(workers=3))                # 4 chunks of 6
+    assert torch.equal(states(sol), states(serial_lv))
+    ens = EnsembleProblem(RERUN.problem, prob_func=faster_on_rerun,
+                          output_func=lambda sol, i: (sol.u[-1, 0] * (i + 1), False),
+                          reduction=add_ends, u_init=0.0)
+    sol = solve_ensemble(ens, pyude.Tsit5(), EnsembleThreads(workers=2), trajectories=20,
+                         batch_size=4, saveat=[1.0], rtol=1e-10, atol=1e-10)
+    assert sol.converged and sol.trajectories == 8
+    assert sol.u == pytest.approx(math.exp(-0.5) * sum(range(1, 9)), rel=1e-8)
+
+
 # --- failures -----------------------------------------------------------------------------
 
 def test_failed_trajectories_return_their_codes_and_fail_nothing_else(dask_client):

@@ -64,8 +64,9 @@ class EnsembleSerial(AbstractEnsembleStrategy):
 class EnsembleThreads(AbstractEnsembleStrategy):
     """Threads of this process. Trajectories that share a model and differ only in the
     values of `u0` and `p` are stacked into one batched solve (vectorised by torch, which
-    uses its own threads); the others are solved one per thread, `workers` at a time
-    (default: the number of CPUs). Gives the same numbers as `EnsembleSerial()`.
+    uses its own threads); with one chunk (the default) the others are solved one per
+    thread, with several chunks the chunks run one per thread; `workers` threads (default:
+    from the number of CPUs). Gives the same numbers as `EnsembleSerial()`.
 
     Python threads run Python code one at a time: a model solved trajectory by trajectory
     speeds up only where the solver releases the GIL for long (compiled code). With
@@ -88,9 +89,17 @@ class EnsembleThreads(AbstractEnsembleStrategy):
             # from another Python thread can hang)
             return EnsembleSerial().run(work, chunks, fold)
         with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="pyude-ensemble") as pool:
-            for start, stop in chunks:
-                if fold(run_chunk(work, start, stop, map_fn=pool.map)):
-                    break
+            if len(chunks) == 1:           # one chunk: its unstackable trajectories in parallel
+                fold(run_chunk(work, *chunks[0], map_fn=pool.map))
+                return {}
+            futures = [pool.submit(run_chunk, work, start, stop) for start, stop in chunks]
+            try:
+                for future in cf.as_completed(futures):
+                    if fold(future.result()):
+                        break
+            finally:
+                for future in futures:
+                    future.cancel()
         return {}
 
     def __repr__(self) -> str:
