@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures as cf
 import math
+import pickle
 import uuid
 from typing import Callable
 
@@ -264,5 +265,4 @@ class _Dispatch:
 
 
 def _result(future) -> ChunkResult:
-    import pickle
     return pickle.loads(future.result())
