@@ -416,7 +416,8 @@ def test_an_unpicklable_model_is_named_before_any_work():
     executor = _Scripted()
     with pytest.raises(TypeError, match=r"cannot be sent to the workers: problem\.f\.lock "
                                         r"\(<unlocked _thread\.lock.*cannot be pickled.*"
-                                        r"use a module-level function instead of a lambda or a closure"):
+                                        r"use a module-level function instead of a "
+                                        r"lambda or a closure"):
         solve_ensemble(EnsembleProblem(pyude.ODEProblem(LockedModel(), [1.0, 1.0], (0, 1))),
                        pyude.Tsit5(), EnsembleDistributed(executor), trajectories=4)
     lock = threading.Lock()
