@@ -48,5 +48,14 @@ from .solvers import Midpoint as Midpoint
 from .solvers import TRBDF2 as TRBDF2
 from .solvers import Tsit5 as Tsit5
 from .solvers import Vern7 as Vern7
+from . import ensemble as ensemble
+from .ensemble import EnsembleDistributed as EnsembleDistributed
+from .ensemble import EnsembleError as EnsembleError
+from .ensemble import EnsembleProblem as EnsembleProblem
+from .ensemble import EnsembleSerial as EnsembleSerial
+from .ensemble import EnsembleSolution as EnsembleSolution
+from .ensemble import EnsembleSummary as EnsembleSummary
+from .ensemble import EnsembleThreads as EnsembleThreads
+from .ensemble import solve_ensemble as solve_ensemble
 
 __version__ = "0.1.0"
