@@ -2,7 +2,12 @@
 and the quantile bands of the prey and predator populations over time.
 
     python examples/ensemble_uncertainty.py [--trajectories 10000] [--workers 2]
-        [--scheduler tcp://host:8786] [--out ensemble_uncertainty.png]
+        [--scheduler tcp://host:8786] [--out DIR] [--quick]
+
+`--quick` (the test suite's mode, a few seconds) solves 500 trajectories on a Dask cluster
+that runs its worker threads inside this process, so no worker has to import torch; the
+full run starts worker processes (each imports torch, seconds on a small machine). The plot
+goes to `--out` (default pyude-examples/ensemble_uncertainty/).
 
 Each trajectory draws alpha, beta, gamma and delta within +-10% of SciML's values and
 (x0, y0) within +-10% of (1, 1), from a generator seeded by its index, so the numbers are
@@ -13,6 +18,7 @@ tcp://host:8786` on each of the others, pyude installed everywhere).
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -31,8 +37,12 @@ def uncertain(problem, i, repeat):
     return problem.remake(u0=factors[4:], p=p)
 
 
-def main(trajectories: int, workers: int, scheduler: str | None, out: str) -> None:
+def main(trajectories: int = 10_000, workers: int = 2, scheduler: str | None = None,
+         out: str | Path = "pyude-examples/ensemble_uncertainty", quick: bool = False) -> dict:
     from dask.distributed import Client, LocalCluster
+
+    if quick:
+        trajectories = min(trajectories, 500)
 
     ensemble = EnsembleProblem(lotka_volterra_problem(), prob_func=uncertain)
     options = dict(saveat=torch.linspace(0.0, 10.0, 101, dtype=torch.float64),
@@ -42,7 +52,7 @@ def main(trajectories: int, workers: int, scheduler: str | None, out: str) -> No
         client, cluster = Client(scheduler), None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                               dashboard_address=None)
+                               dashboard_address=None, processes=not quick)
         client = Client(cluster)
     print(f"Dask cluster with {len(client.scheduler_info()['workers'])} workers ready in "
           f"{time.perf_counter() - began:.1f} s")
@@ -66,16 +76,21 @@ def main(trajectories: int, workers: int, scheduler: str | None, out: str) -> No
         print(f"{name} at t=10: median {summary.median[-1, k]:.3f}, 90% band "
               f"[{summary.qlow[-1, k]:.3f}, {summary.qhigh[-1, k]:.3f}], "
               f"std {summary.var[-1, k] ** 0.5:.3f}")
+    result = dict(success=sol.success, trajectories=sol.trajectories, gap=gap,
+                  summary=summary)
     try:
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed (pip install pyude[plot]); skipping the plot")
-        return
+        return result
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     summary.plot(ax, labels=["prey x", "predator y"])
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    print(f"plot written to {out}")
+    fig.savefig(out / "ensemble_uncertainty.png", dpi=120)
+    print(f"plot written to {out / 'ensemble_uncertainty.png'}")
+    return result
 
 
 if __name__ == "__main__":
@@ -84,6 +99,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scheduler", default=None,
                         help="address of a running Dask scheduler (default: a local cluster)")
-    parser.add_argument("--out", default="ensemble_uncertainty.png")
+    parser.add_argument("--out", default="pyude-examples/ensemble_uncertainty",
+                        help="folder for the plot (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="500 trajectories, worker threads in this process")
     args = parser.parse_args()
-    main(args.trajectories, args.workers, args.scheduler, args.out)
+    main(args.trajectories, args.workers, args.scheduler, args.out, args.quick)

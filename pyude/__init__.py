@@ -23,7 +23,7 @@ from ._problem import ODEProblem as ODEProblem
 from ._retcode import ReturnCode as ReturnCode
 from ._solution import Solution as Solution
 from ._solution import Stats as Stats
-from ._solve import solve as solve
+from ._front import solve as solve
 from .sensitivity import BacksolveAdjoint as BacksolveAdjoint
 from .sensitivity import DirectAdjoint as DirectAdjoint
 from .sensitivity import InterpolatingAdjoint as InterpolatingAdjoint

@@ -36,6 +36,10 @@ class Params:
     def __setattr__(self, name, value):
         raise AttributeError("Params are read-only inside a model; use ODEProblem.remake(p=...)")
 
+    def __reduce__(self):
+        # rebuilt from its values: the default pickling of slots would assign attributes
+        return Params, (dict(self._values),)
+
     def __getitem__(self, key: str | int):
         if isinstance(key, int):
             return list(self._values.values())[key]

@@ -189,13 +189,13 @@ def test_trajectories_that_share_no_model_are_solved_one_by_one(dask_client):
 
 
 def test_threads_call_julia_from_the_calling_thread_only(monkeypatch):
-    real_solve, threads = pyude.solve, set()
+    real_solve, threads = pyude._solve.solve, set()
 
     def recording(problem, solver, **options):
         threads.add(threading.current_thread().name)
         return real_solve(problem, solver, **dict(options, backend="native"))
 
-    monkeypatch.setattr(pyude, "solve", recording)
+    monkeypatch.setattr(pyude._solve, "solve", recording)
     ens = EnsembleProblem(LV, prob_func=vary_span)          # not stackable: one by one
     solve_ensemble(ens, pyude.Tsit5(), EnsembleThreads(workers=2), trajectories=4)
     assert threads and all(t.startswith("pyude-ensemble") for t in threads)

@@ -117,6 +117,17 @@ def test_compare_torch_baselines(tmp_path):
     assert (tmp_path / "compare_torch_baselines.png").exists()
 
 
+def test_ensemble_uncertainty(tmp_path):
+    pytest.importorskip("dask.distributed")
+    r = _example("ensemble_uncertainty").main(quick=True, out=tmp_path)
+    assert r["success"] and r["trajectories"] == 500
+    assert r["gap"] < 50            # measured 11.9: a chunk shares its steps, so solved alone
+    #                                 each differs by a global error of some tolerances
+    s = r["summary"]
+    assert bool((s.qlow[-1] < s.median[-1]).all() and (s.median[-1] < s.qhigh[-1]).all())
+    assert (tmp_path / "ensemble_uncertainty.png").exists()
+
+
 def test_continuous_normalizing_flow_adjoint_gradient():
     """The flow's field differentiates itself (the trace); its GaussAdjoint gradient is that
     of backpropagation through the steps (measured to 1e-10 relative at rtol 1e-9)."""

@@ -143,7 +143,7 @@ class _Single:
 
 
 def _solve(work: Work, problem: ODEProblem, what: str) -> Solution:
-    from .. import solve
+    from .._solve import solve
     try:
         return solve(problem, work.solver, throw=False, **work.options)
     except Exception as err:
@@ -155,8 +155,7 @@ def _solve(work: Work, problem: ODEProblem, what: str) -> Solution:
 def _cut(sol: Solution, k: int) -> TrajectorySolution:
     return TrajectorySolution(
         t=sol.t, u=sol.u[:, k].clone(), retcode=sol.retcode, message=sol.message,
-        stats=dataclasses.replace(sol.stats), solver=sol.solver, steps=None,
-        tdir=1.0 if len(sol.t) < 2 or sol.t[-1] >= sol.t[0] else -1.0, methods=sol.methods)
+        stats=dataclasses.replace(sol.stats), solver=sol.solver, methods=sol.methods)
 
 
 def stack_problems(problems: list[ODEProblem]) -> ODEProblem | None:

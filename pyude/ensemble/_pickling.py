@@ -4,7 +4,6 @@ what cannot be pickled."""
 
 from __future__ import annotations
 
-import copyreg
 import pickle
 from collections import OrderedDict
 from hashlib import sha1
@@ -13,15 +12,8 @@ from typing import Any, Iterable
 from torch import Tensor
 
 from .._model import Params
+
 from ._chunk import Work, run_chunk
-
-
-def _reduce_params(p: Params):
-    return Params, (dict(p.items()),)
-
-
-# Params forbids attribute assignment, which the default pickling of its slots needs.
-copyreg.pickle(Params, _reduce_params)
 
 
 def dumps(obj: Any) -> bytes:

@@ -111,7 +111,7 @@ _ENSEMBLE_KEYWORDS = ("trajectories", "batch_size")
 def _solve_keywords() -> tuple[str, ...] | None:
     """`pyude.solve`'s options, or None when its signature does not list them (then
     `solve` itself refuses an unknown one, at the first trajectory)."""
-    from .. import solve
+    from .._solve import solve
     params = inspect.signature(solve).parameters.values()
     names = tuple(p.name for p in params if p.kind == p.KEYWORD_ONLY)
     return names or None
