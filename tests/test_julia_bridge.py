@@ -674,3 +674,10 @@ def test_juliapkg_project_follows_juliapkgs_rules(monkeypatch, tmp_path):
     monkeypatch.delenv("CONDA_PREFIX", raising=False)
     monkeypatch.setenv("JULIA_DEPOT_PATH", str(tmp_path / "depot"))
     assert _runtime._juliapkg_project() == tmp_path / "depot" / "environments" / "pyjuliapkg"
+
+
+def test_doctor_names_each_extra_by_its_own_name():
+    rows = {name: fix for name, _, fix in pyude.julia.doctor_report()}
+    for package, extra in (("diffeqpy", "diffeqpy"), ("pysr", "pysr"), ("juliacall", "julia"),
+                           ("distributed", "ensemble")):
+        assert rows[package] in ("", f"pip install pyude[{extra}]"), package

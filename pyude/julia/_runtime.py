@@ -11,7 +11,8 @@ import warnings
 from pathlib import Path
 
 INSTALL_HINT = (
-    "Install the Julia backend with `pip install pyude[julia]`; the first import of juliacall "
+    "Install the Julia backend with `pip install pyude[julia]` (in a source checkout: "
+    "`pip install -e \".[julia]\"`); the first import of juliacall "
     "then downloads Julia and the packages in pyude's juliapkg.json (once, it takes minutes). "
     "To use an existing Julia, set both PYTHON_JULIACALL_EXE and PYTHON_JULIACALL_PROJECT. Run "
     "`pyude doctor` to see what is missing. Or use backend=\"native\", which needs no Julia."
@@ -165,7 +166,8 @@ def doctor_report() -> list[tuple[str, str, str]]:
     rows = [("Python", platform.python_version(), ""),
             ("torch", f"{torch.__version__} (CUDA available: {torch.cuda.is_available()})", "")]
     for name, extra in [("juliacall", "julia"), ("pysr", "pysr"), ("pysindy", "sindy"),
-                        ("pyoperon", "operon"), ("diffeqpy", "julia"), ("matplotlib", "plot")]:
+                        ("pyoperon", "operon"), ("diffeqpy", "diffeqpy"), ("matplotlib", "plot"),
+                        ("distributed", "ensemble")]:
         found = importlib.util.find_spec(name) is not None
         rows.append((name, "installed" if found else "missing",
                      "" if found else f"pip install pyude[{extra}]"))
