@@ -1,0 +1,84 @@
+"""A problem's model compiled for the kernels: traced, printed (`_codegen`), loaded through
+the cache (`_cache`), and its parameters packed as the flat float64 rows `p[k]` that the
+generated code reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from ..._model import Params
+from ..._problem import ODEProblem
+from ...symbolic import trace
+from ._cache import load
+from ._codegen import generate
+
+_COMPILED: dict[tuple, "CompiledModel"] = {}
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    module: ModuleType
+    jac_error: str | None          # why the Jacobian could not be printed, if it could not
+    reads_t: bool
+    source: str
+
+    @property
+    def functions(self) -> tuple:
+        return self.module.rhs, self.module.jac, self.module.dfdt
+
+
+def _layout(p) -> tuple:
+    """What of `p` the generated code depends on: its names, or its number of entries."""
+    if p is None:
+        return ("none",)
+    if isinstance(p, Params):
+        return ("names", *p.names())
+    return ("positional", 1 if p.ndim == 0 else int(p.shape[-1]))
+
+
+def compile_model(problem: ODEProblem) -> CompiledModel:
+    """The compiled model of `problem.f` (traced once per function and parameter layout in
+    a process; compiled once per generated source on a machine)."""
+    key = (problem.f, problem.n_states, _layout(problem.p))
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        generated = generate(trace(problem.f, problem.n_states, problem.p))
+        compiled = CompiledModel(load(generated.source), generated.jac_error,
+                                 generated.reads_t, generated.source)
+        _COMPILED[key] = compiled
+    return compiled
+
+
+def _values(p) -> list[torch.Tensor]:
+    if p is None:
+        return []
+    if isinstance(p, Params):
+        return [torch.as_tensor(v) for v in p]
+    if p.ndim == 0:
+        return [p]
+    return list(p.unbind(-1))
+
+
+def pack_params(problem: ODEProblem) -> np.ndarray:
+    """The parameters as a (B, k) float64 array, one row per trajectory of u0's batch
+    (B = 1 without a batch); batched parameters broadcast against u0's batch shape."""
+    batch = problem.batch_shape
+    values = _values(problem.p)
+    rows = int(np.prod(batch)) if batch else 1
+    if not values:
+        return np.zeros((rows, 0))
+    columns = []
+    for v in values:
+        v = v.detach().to(torch.float64)
+        try:
+            columns.append(v.expand(batch) if batch else v.reshape(()))
+        except RuntimeError:
+            raise ValueError(
+                f"a parameter of batch shape {tuple(v.shape)} does not broadcast to u0's "
+                f"batch shape {batch}; the numba backend solves one trajectory per entry of "
+                f"u0's batch, so give u0 the full batch shape") from None
+    return np.ascontiguousarray(torch.stack(columns, dim=-1).reshape(rows, -1).numpy())
