@@ -41,6 +41,7 @@ Kernels (`@njit(cache=True)`):
         rows) and f1 = f(t + dt, u1) when stiffly accurate (else f1 untouched); counters
         [nf, njacs, nw, nsolve] += this step's work. Returns OK (0), or SINGULAR_W (1) or
         NEWTON_FAILED (2) for a step not completed (u1, err, stages then meaningless).
+        Its numba type is ESDIRK_STEP_SIG (f, jac as RHS_FN, JAC_FN of `_types`).
 
 The torch classes keep the base `order_now` and `on_accept` (order, 1.0): no hook to honour.
 """
@@ -54,9 +55,14 @@ from numba import njit, types
 
 from ._linalg import (NEWTON_FAILED, NF, NJACS, NSOLVE, NW, OK, SINGULAR_W, apply_inverse,
                       factorise)
-from ._types import MAT, VEC
+from ._types import IVEC, JAC_FN, MAT, RHS_FN, VEC
 
-ESDIRK_TAB = types.Tuple((MAT, VEC, VEC, VEC, types.float64, types.int64))
+_F8 = types.float64
+ESDIRK_TAB = types.Tuple((MAT, VEC, VEC, VEC, _F8, types.int64))
+# `esdirk_step`'s type with the model as function values, for a kernel compiled with
+# explicit signatures.
+ESDIRK_STEP_SIG = types.int64(RHS_FN, JAC_FN, ESDIRK_TAB, _F8, VEC, VEC, _F8, VEC, VEC, VEC,
+                              MAT, MAT, MAT, IVEC, VEC, MAT, MAT, VEC, VEC, VEC, IVEC)
 
 FRESH_T, LU_DT, ETA, SLOW = 0, 1, 2, 3
 STATE_SIZE = 4

@@ -26,7 +26,8 @@ Kernels (`@njit(cache=True)`):
                     u1: f8[::1], err: f8[::1], f1: f8[::1], counters: i8[::1]) -> int64
         f0 = f(t, u). Writes u1, err, stages (U_1 .. U_s as rows), f1 = f(t + dt, u1) when
         fsal (else f1 untouched); counters [nf, njacs, nw, nsolve] += this step's work.
-        Returns OK (0) or SINGULAR_W (1; u1, err, stages then meaningless).
+        Returns OK (0) or SINGULAR_W (1; u1, err, stages then meaningless). Its numba
+        type is ROSENBROCK_STEP_SIG (f, jac, dfdt as RHS_FN, JAC_FN, DFDT_FN of `_types`).
         J and dT are taken at (t, u) unless jkey says they already were (jkey = [1, t]): a
         rejected step retried from the same point reuses them, as the torch stepper's cache
         does; so njacs counts the points steps start from. The loop resets jkey[0] = 0 only
@@ -39,9 +40,15 @@ import numpy as np
 from numba import njit, types
 
 from ._linalg import NF, NJACS, NSOLVE, NW, OK, SINGULAR_W, apply_inverse, factorise
-from ._types import IVEC, MAT, VEC
+from ._types import DFDT_FN, IVEC, JAC_FN, MAT, RHS_FN, VEC
 
-ROSENBROCK_TAB = types.Tuple((MAT, MAT, VEC, VEC, VEC, VEC, IVEC, types.float64, types.int64))
+_F8 = types.float64
+ROSENBROCK_TAB = types.Tuple((MAT, MAT, VEC, VEC, VEC, VEC, IVEC, _F8, types.int64))
+# `rosenbrock_step`'s type with the model as function values, for a kernel compiled with
+# explicit signatures.
+ROSENBROCK_STEP_SIG = types.int64(RHS_FN, JAC_FN, DFDT_FN, ROSENBROCK_TAB, _F8, VEC, VEC, _F8,
+                                  VEC, MAT, VEC, VEC, MAT, MAT, IVEC, MAT, MAT, VEC, VEC, VEC,
+                                  IVEC)
 
 
 def rosenbrock_arrays(solver) -> tuple:

@@ -1,0 +1,270 @@
+"""The numba Rosenbrock and ESDIRK step kernels against the torch steppers.
+
+The torch steps run on their host path (a CPU float64 state nothing differentiates), with
+the Jacobian by reverse-mode autodiff; the kernels get hand-written models and analytic
+Jacobians as function values of the fixed signatures, through entry points compiled with
+those signatures (as the loop kernel compiles them), so no model recompiles a kernel.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from numba import njit
+
+import pyude
+from helpers import ESDIRK, ROSENBROCK, STIFF, ids
+from pyude import problems as P
+from pyude._model import RHS
+from pyude.backends.numba import _esdirk, _linalg, _rosenbrock
+from pyude.backends.numba._types import JAC_SIG, RHS_SIG
+from pyude.solvers import _linear, _newton, _sdirk
+
+RTOL = 1e-12
+
+
+@njit(_rosenbrock.ROSENBROCK_STEP_SIG, cache=True)
+def _rosenbrock_entry(f, jac, dfdt, tab, t, u, f0, dt, p, J, dT, jkey, W, Winv, piv, work,
+                      stages, u1, err, f1, counters):
+    return _rosenbrock.rosenbrock_step(f, jac, dfdt, tab, t, u, f0, dt, p, J, dT, jkey, W,
+                                       Winv, piv, work, stages, u1, err, f1, counters)
+
+
+@njit(_esdirk.ESDIRK_STEP_SIG, cache=True)
+def _esdirk_entry(f, jac, tab, t, u, f0, dt, p, rtol, atol, J, W, Winv, piv, state, work,
+                  stages, u1, err, f1, counters):
+    return _esdirk.esdirk_step(f, jac, tab, t, u, f0, dt, p, rtol, atol, J, W, Winv, piv,
+                               state, work, stages, u1, err, f1, counters)
+
+
+# --- models: numba f, J, df/dt, and the same model for torch -------------------------------
+
+@njit(RHS_SIG, cache=True)
+def _rober(t, u, p, out):
+    out[0] = -p[0] * u[0] + p[2] * u[1] * u[2]
+    out[1] = p[0] * u[0] - p[1] * u[1] ** 2 - p[2] * u[1] * u[2]
+    out[2] = p[1] * u[1] ** 2
+
+
+@njit(JAC_SIG, cache=True)
+def _rober_jac(t, u, p, J):
+    J[0, 0], J[0, 1], J[0, 2] = -p[0], p[2] * u[2], p[2] * u[1]
+    J[1, 0], J[1, 1], J[1, 2] = p[0], -2.0 * p[1] * u[1] - p[2] * u[2], -p[2] * u[1]
+    J[2, 0], J[2, 1], J[2, 2] = 0.0, 2.0 * p[1] * u[1], 0.0
+
+
+@njit(RHS_SIG, cache=True)
+def _vdpol(t, u, p, out):
+    out[0] = u[1]
+    out[1] = p[0] * (1.0 - u[0] ** 2) * u[1] - u[0]
+
+
+@njit(JAC_SIG, cache=True)
+def _vdpol_jac(t, u, p, J):
+    J[0, 0], J[0, 1] = 0.0, 1.0
+    J[1, 0], J[1, 1] = -2.0 * p[0] * u[0] * u[1] - 1.0, p[0] * (1.0 - u[0] ** 2)
+
+
+@njit(RHS_SIG, cache=True)
+def _lotka(t, u, p, out):
+    out[0] = p[0] * u[0] - p[1] * u[0] * u[1]
+    out[1] = -p[2] * u[1] + p[3] * u[0] * u[1]
+
+
+@njit(JAC_SIG, cache=True)
+def _lotka_jac(t, u, p, J):
+    J[0, 0], J[0, 1] = p[0] - p[1] * u[1], -p[1] * u[0]
+    J[1, 0], J[1, 1] = p[3] * u[1], -p[2] + p[3] * u[0]
+
+
+@njit(RHS_SIG, cache=True)
+def _forced(t, u, p, out):
+    out[0] = p[0] * u[0] + p[1] * u[1] + math.cos(t)
+    out[1] = p[2] * u[0] + p[3] * u[1]
+
+
+@njit(JAC_SIG, cache=True)
+def _forced_jac(t, u, p, J):
+    J[0, 0], J[0, 1], J[1, 0], J[1, 1] = p[0], p[1], p[2], p[3]
+
+
+@njit(RHS_SIG, cache=True)
+def _forced_dfdt(t, u, p, out):
+    out[0] = -math.sin(t)
+    out[1] = 0.0
+
+
+@njit(RHS_SIG, cache=True)
+def _matrix(t, u, p, out):
+    """u' = M u with M (n x n) flattened row by row into p."""
+    n = u.shape[0]
+    for i in range(n):
+        acc = 0.0
+        for j in range(n):
+            acc += p[i * n + j] * u[j]
+        out[i] = acc
+
+
+@njit(JAC_SIG, cache=True)
+def _matrix_jac(t, u, p, J):
+    n = u.shape[0]
+    for i in range(n):
+        for j in range(n):
+            J[i, j] = p[i * n + j]
+
+
+@njit(RHS_SIG, cache=True)
+def _no_time(t, u, p, out):
+    out[:] = 0.0
+
+
+def _forced_torch(u, p, t):
+    x, y = u
+    t = torch.as_tensor(t, dtype=x.dtype)
+    return [p.a * x + p.b * y + torch.cos(t), p.c * x + p.d * y]
+
+
+def _matrix_torch(u, p, t):
+    return p.M @ u
+
+
+def _stiff_matrix(n=20, seed=0):
+    """A non-normal matrix with eigenvalues from -1 to -1e4: stiff, and above SMALL_N so the
+    kernels solve with LU factors where the torch host step forms W^-1."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return Q @ (np.diag(-np.logspace(0, 4, n)) + np.triu(rng.standard_normal((n, n)), 1)) @ Q.T
+
+
+_M = _stiff_matrix()
+
+
+class Model:
+    def __init__(self, f, jac, dfdt, torch_f, params, u0, dt):
+        self.f, self.jac, self.dfdt, self.torch_f = f, jac, dfdt, torch_f
+        self.p_torch, self.u0, self.dt = params, np.array(u0, dtype=np.float64), dt
+        self.p = np.ascontiguousarray(np.concatenate(
+            [np.ravel(np.asarray(v, dtype=np.float64)) for v in params.values()]))
+
+    def rhs(self):
+        prob = pyude.ODEProblem(self.torch_f, self.u0.tolist(), (0.0, 1.0),
+                                {k: torch.as_tensor(v, dtype=torch.float64)
+                                 for k, v in self.p_torch.items()})
+        rhs = RHS(prob.f, prob.p)
+        rhs._needs_outside_grad = False        # (asked once per solve, with a call of f)
+        return rhs
+
+    def f0(self, t, u):
+        out = np.empty_like(u)
+        self.f(t, u, self.p, out)
+        return out
+
+
+MODELS = {
+    "rober": Model(_rober, _rober_jac, _no_time, P.rober, dict(k1=0.04, k2=3e7, k3=1e4),
+                   [0.9, 2.18e-5, 0.1], 1e-2),
+    "vdpol": Model(_vdpol, _vdpol_jac, _no_time, P.vdpol, dict(mu=1e3), [2.0, -0.66], 1e-2),
+    "lotka": Model(_lotka, _lotka_jac, _no_time, P.lotka_volterra,
+                   dict(alpha=1.5, beta=1.0, gamma=3.0, delta=1.0), [1.0, 1.0], 0.1),
+    "forced": Model(_forced, _forced_jac, _forced_dfdt, _forced_torch,
+                    dict(a=-2.0, b=1.0, c=1.0, d=-1e3), [1.0, 0.5], 0.05),
+    "matrix20": Model(_matrix, _matrix_jac, _no_time, _matrix_torch, dict(M=_M),
+                      np.linspace(1.0, 2.0, 20), 1e-2),
+}
+
+
+# --- one step of either family, numba and torch ------------------------------------------
+
+class NumbaStepper:
+    """A kernel's arrays for one solve of `model` by `solver`, and its step."""
+
+    def __init__(self, solver, model, rtol=1e-6, atol=1e-9):
+        self.model, n = model, model.u0.shape[0]
+        self.rosenbrock = isinstance(solver, pyude.solvers.AbstractRosenbrock)
+        if self.rosenbrock:
+            self.tab = _rosenbrock.rosenbrock_arrays(solver)
+            self.ws = _rosenbrock.rosenbrock_workspace(n, len(self.tab[4]))
+        else:
+            self.tab = _esdirk.esdirk_arrays(solver)
+            self.ws = _esdirk.esdirk_workspace(n, len(self.tab[1]))
+            self.tols = (np.full(n, rtol), np.full(n, atol))
+        self.u1, self.err, self.f1 = np.zeros(n), np.zeros(n), np.full(n, np.nan)
+        self.counters = np.zeros(4, dtype=np.int64)
+
+    def step(self, t, u, f0, dt):
+        m, out = self.model, (self.u1, self.err, self.f1, self.counters)
+        if self.rosenbrock:
+            return _rosenbrock_entry(m.f, m.jac, m.dfdt, self.tab, t, u, f0, dt, m.p, *self.ws,
+                                     *out)
+        return _esdirk_entry(m.f, m.jac, self.tab, t, u, f0, dt, m.p, *self.tols, *self.ws,
+                             *out)
+
+    @property
+    def stages(self):
+        return self.ws[-1]
+
+
+def _counts(cache, rhs):
+    return dict(nf=rhs.nf, njacs=cache.njacs, nw=cache.nw, nsolve=cache.nsolve)
+
+
+def _numba_counts(counters):
+    return dict(zip(("nf", "njacs", "nw", "nsolve"), counters.tolist()))
+
+
+def _close(actual, expected, what, size=None):
+    """Equal to round-off: 1e-12 relative, component by component, with 1e-12 of `size` (the
+    largest of the quantities the result is summed from; the array's own by default) as the
+    floor for components that cancel to near zero: an error estimate, or a stage that is one,
+    is a small difference of stages (Rodas5P's err is its last stage, ~1e-7 of the others)."""
+    expected = np.asarray(expected)
+    size = np.abs(expected).max() if size is None else size
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=RTOL * max(size, 1e-300),
+                               err_msg=what)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_one_step_equals_the_torch_step(entry, name):
+    model, solver = MODELS[name], entry.solver
+    rhs, cache = model.rhs(), solver.init_cache(1e-6, 1e-9)
+    u = torch.tensor(model.u0, dtype=torch.float64)
+    t = 0.3
+    ref = solver.step(rhs, t, u, rhs(t, u), model.dt, cache)
+    stepper = NumbaStepper(solver, model)
+    status = stepper.step(t, model.u0, model.f0(t, model.u0), model.dt)
+    assert ref.ok and status == _linalg.OK
+    _close(stepper.u1, ref.u1.numpy(), "u1")
+    size = max(float(stage.abs().max()) for stage in ref.stages)
+    _close(stepper.err, ref.err.numpy(), "err", size)
+    assert len(ref.stages) == stepper.stages.shape[0]
+    for i, stage in enumerate(ref.stages):
+        _close(stepper.stages[i], stage.numpy(), f"stage {i}", size)
+    if ref.f1 is not None:
+        _close(stepper.f1, ref.f1.numpy(), "f1")
+    torch_counts = _counts(cache, rhs)
+    # Torch takes its Jacobian with one call of f (reverse mode) and counts it in nf; the
+    # analytic Jacobian costs none. Both count the first f(t, u) call outside the kernel.
+    torch_counts["nf"] -= 1 + torch_counts["njacs"]
+    assert _numba_counts(stepper.counters) == torch_counts
+
+
+def test_the_stages_give_the_torch_dense_output():
+    """The kernel's stages in a StepRecord interpolate as the torch step's own do."""
+    from pyude.solvers._dense import StepRecord
+
+    model, solver = MODELS["vdpol"], pyude.Rodas5P()
+    rhs, t, dt = model.rhs(), 0.3, model.dt
+    u = torch.tensor(model.u0, dtype=torch.float64)
+    f0 = rhs(t, u)
+    ref = solver.step(rhs, t, u, f0, dt, solver.init_cache())
+    stepper = NumbaStepper(solver, model)
+    stepper.step(t, model.u0, model.f0(t, model.u0), dt)
+    stages = list(torch.from_numpy(stepper.stages.copy()).unbind(0))
+    records = [StepRecord(t0=t, dt=dt, u0=u, u1=r.u1 if r is ref else torch.from_numpy(
+        stepper.u1.copy()), f0=f0, f1=None, stages=s, rhs=rhs)
+        for r, s in ((ref, ref.stages), (None, stages))]
+    for theta in (0.25, 0.5, 0.9):
+        _close(solver.interpolate(records[1], theta).numpy(),
+               solver.interpolate(records[0], theta).numpy(), f"theta {theta}")
