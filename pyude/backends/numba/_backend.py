@@ -13,11 +13,12 @@ from ..._model import RHS
 from ..._problem import ODEProblem
 from ..._retcode import ReturnCode
 from ..._solution import Solution, Stats
+from ...solvers._autoswitch import AutoSwitch
 from ...solvers._base import AbstractSolver
 from . import _loop as lp
 from ._control import pack_controller
 from ._dense import DenseOutput
-from ._erk import pack_erk
+from ._methods import pack_method
 from ._model import compile_model, pack_params
 from ._refuse import reason_not_compilable
 
@@ -69,7 +70,7 @@ def _stops(o: LoopOptions) -> np.ndarray:
     return np.asarray(stops, dtype=np.float64)
 
 
-def _config(o: LoopOptions, family: int, dense: bool) -> np.ndarray:
+def _config(o: LoopOptions, family: int, order: int, dense: bool) -> np.ndarray:
     cfg = np.zeros(lp.CFG_SIZE)
     cfg[lp.CFG_T0], cfg[lp.CFG_T1] = o.t0, o.t1
     cfg[lp.CFG_DT] = math.nan if o.dt is None else o.dt
@@ -79,15 +80,16 @@ def _config(o: LoopOptions, family: int, dense: bool) -> np.ndarray:
     cfg[lp.CFG_DENSE] = float(dense)
     cfg[lp.CFG_SAVEAT] = float(o.saveat is not None)
     cfg[lp.CFG_FAMILY] = family
+    cfg[lp.CFG_ORDER] = order
     return cfg
 
 
-def _inputs(problem: ODEProblem, solver: AbstractSolver, o: LoopOptions, dense: bool):
+def _inputs(problem: ODEProblem, method, o: LoopOptions, dense: bool):
     n = problem.n_states
     saveat = np.asarray(o.saveat if o.saveat is not None else [], dtype=np.float64)
-    return (_config(o, lp.FAMILY_ERK, dense), pack_controller(o.controller),
-            _per_state(o.rtol, n), _per_state(o.atol, n), _stops(o), saveat,
-            *pack_erk(solver).astuple())
+    return (_config(o, method.family, method.order, dense), pack_controller(o.controller),
+            method.switch, _per_state(o.rtol, n), _per_state(o.atol, n), _stops(o), saveat,
+            *method.erk, method.rosenbrock, method.rosenbrock_dense, method.esdirk)
 
 
 def solve(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,
@@ -104,12 +106,13 @@ def solve(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,
     functions = compile_model(problem).functions
     params = pack_params(problem)
     u0 = np.ascontiguousarray(problem.u0.detach().reshape(-1, problem.n_states).numpy())
+    method = pack_method(solver)
     if not problem.batch_shape:
-        inputs = _inputs(problem, solver, options, options.dense)
+        inputs = _inputs(problem, method, options, options.dense)
         result = lp.solve_one(*functions, params[0], u0[0], *inputs)
-        return _single_solution(problem, solver, options, result)
+        return _single_solution(problem, solver, method, options, result)
     from ._batch import solve_batch
-    inputs = _inputs(problem, solver, options, False)
+    inputs = _inputs(problem, method, options, False)
     us, outs, infos = solve_batch(*functions, params, u0, *inputs)
     return _batch_solution(problem, solver, options, us, outs, infos)
 
@@ -122,16 +125,28 @@ def _stats(out: np.ndarray) -> Stats:
                  nw=int(total[lp.OUT_NW]), nsolve=int(total[lp.OUT_NSOLVE]))
 
 
-def _single_solution(problem, solver, o: LoopOptions, result) -> Solution:
-    ts, us, out, info, steps, step_u, step_f, step_k, _methods = result
+def _stage_rows(method, families: np.ndarray) -> np.ndarray:
+    rows = {lp.FAMILY_ERK: method.erk[0].shape[0],
+            lp.FAMILY_ROSENBROCK: method.rosenbrock[0].shape[0],
+            lp.FAMILY_ESDIRK: method.esdirk[0].shape[0]}
+    return np.array([rows[int(f)] for f in families], dtype=np.int64)
+
+
+def _single_solution(problem, solver, method, o: LoopOptions, result) -> Solution:
+    ts, us, out, info, steps, step_u, step_f, step_k, families = result
     saved, nsteps = int(out[lp.OUT_NSAVED]), int(out[lp.OUT_NSTEPS])
+    families = families[:int(out[lp.OUT_NACCEPT])]
+    methods = None
+    if isinstance(solver, AutoSwitch):
+        methods = [solver.nonstiff if f == lp.FAMILY_ERK else solver.stiff for f in families]
     dense = None
     if o.dense:
         dense = DenseOutput(solver, steps[:nsteps], step_u[:nsteps + 1], step_f[:nsteps + 1],
-                            step_k[:nsteps], None, RHS(problem.f, problem.p), o.tdir)
+                            step_k[:nsteps], _stage_rows(method, families[:nsteps]), methods,
+                            RHS(problem.f, problem.p), o.tdir)
     code = int(out[lp.OUT_RETCODE])
     return make_solution(ts[:saved], us[:saved], _RETCODES[code], _message(code, info, o),
-                         _stats(out), solver, dense, o.tdir, None, None)
+                         _stats(out), solver, dense, o.tdir, methods, None)
 
 
 def _batch_solution(problem, solver, o: LoopOptions, us, outs, infos) -> Solution:

@@ -15,8 +15,8 @@ BATCH_SIG = types.Tuple((CUBE, types.int64[:, ::1], MAT))(
 
 
 @njit(BATCH_SIG, cache=True, parallel=True)
-def solve_batch(rhs, jac, dfdt, p, u0, cfg, ctrl, rtol, atol, stops, saveat,
-                eA, eb, ec, ee, epoly, exa, exc, eflags):
+def solve_batch(rhs, jac, dfdt, p, u0, cfg, ctrl, switch, rtol, atol, stops, saveat,
+                eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab):
     """Rows of p and u0 are trajectories. Returns the saved states (B, len(saveat), n), each
     trajectory's integer outputs (`_loop.OUT_*`) and where it stopped (`_loop.INFO_*`)."""
     count, n = u0.shape
@@ -24,8 +24,9 @@ def solve_batch(rhs, jac, dfdt, p, u0, cfg, ctrl, rtol, atol, stops, saveat,
     outs = np.zeros((count, OUT_SIZE), dtype=np.int64)
     infos = np.zeros((count, INFO_SIZE))
     for b in prange(count):
-        result = solve_one(rhs, jac, dfdt, p[b], u0[b], cfg, ctrl, rtol, atol, stops,
-                           saveat, eA, eb, ec, ee, epoly, exa, exc, eflags)
+        result = solve_one(rhs, jac, dfdt, p[b], u0[b], cfg, ctrl, switch, rtol, atol,
+                           stops, saveat, eA, eb, ec, ee, epoly, exa, exc, eflags, rtab,
+                           rpoly, etab)
         saved = result[2][OUT_NSAVED]
         us[b, :saved] = result[1][:saved]
         outs[b] = result[2]

@@ -17,13 +17,15 @@ from ...solvers._dense import StepRecord
 class DenseOutput:
     """The accepted steps of one trajectory: `steps[i] = (t0, dt)`, boundary states and
     derivatives `u[i]`, `f[i]` (step i runs from row i to row i + 1), each step's stages
-    and the method that took it (`methods[i]`, None for a single method)."""
+    (the first `stage_rows[i]` rows of `stages[i]`) and the method that took it
+    (`methods[i]`, None for a single method)."""
 
     def __init__(self, solver: AbstractSolver, steps: np.ndarray, u: np.ndarray,
-                 f: np.ndarray, stages: np.ndarray, methods: list | None, rhs, tdir: float):
+                 f: np.ndarray, stages: np.ndarray, stage_rows: np.ndarray,
+                 methods: list | None, rhs, tdir: float):
         self.solver, self.rhs, self.tdir = solver, rhs, tdir
         self._steps, self._u, self._f, self._stages = steps, u, f, stages
-        self._methods = methods
+        self._rows, self._methods = stage_rows, methods
         self._records: dict[int, StepRecord] = {}
         self.starts = (tdir * steps[:, 0]).tolist()
 
@@ -38,7 +40,8 @@ class DenseOutput:
             rec = StepRecord(t0=float(self._steps[i, 0]), dt=float(self._steps[i, 1]),
                              u0=tensor(self._u[i]), u1=tensor(self._u[i + 1]),
                              f0=tensor(self._f[i]), f1=tensor(self._f[i + 1]),
-                             stages=list(tensor(self._stages[i]).unbind(0)), rhs=self.rhs)
+                             stages=list(tensor(self._stages[i, :self._rows[i]]).unbind(0)),
+                             rhs=self.rhs)
             if self._methods is not None:
                 rec.cache["method"] = self._methods[i]
             self._records[i] = rec

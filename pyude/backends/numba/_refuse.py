@@ -8,13 +8,6 @@ from torch import nn
 
 from ..._problem import ODEProblem
 from ...solvers._base import AbstractSolver
-from ...solvers._erk import AbstractERK
-
-
-def supported(solver: AbstractSolver) -> bool:
-    """Whether a kernel family takes this solver."""
-    return isinstance(solver, AbstractERK)
-
 
 def _tensors(problem: ODEProblem) -> list[torch.Tensor]:
     from ...sensitivity._adjoint import param_spec
@@ -50,7 +43,8 @@ def _model_reason(problem: ODEProblem, solver: AbstractSolver) -> str | None:
         return (f"the model does not trace to a compilable form ({type(err).__name__}: "
                 f"{err}); write f with pyude.ops and without Python branches on the state "
                 f"or parameters, or use backend='native'")
-    if getattr(solver, "needs_jacobian", False) and compiled.jac_error:
+    from ._methods import needs_jacobian
+    if needs_jacobian(solver) and compiled.jac_error:
         return f"the model's Jacobian cannot be printed: {compiled.jac_error}"
     return None
 
@@ -62,10 +56,11 @@ def reason_not_compilable(problem: ODEProblem, solver: AbstractSolver,
     reason = _input_reason(problem)
     if reason is not None:
         return reason
+    from ._methods import supported
     if not supported(solver):
-        return (f"the numba backend has no kernel for {solver!r} yet; it takes the explicit "
-                f"Runge-Kutta methods (Tsit5(), Vern7(), DP5(), BS3(), RK4(), ...); use "
-                f"backend='native' for {solver!r}")
+        return (f"the numba backend has no kernel for {solver!r}; it takes pyude's explicit "
+                f"Runge-Kutta, Rosenbrock and ESDIRK methods and their automatic switches; "
+                f"use backend='native' for {solver!r}")
     if options is not None and getattr(options, "on_step", None) is not None:
         return "a per-step callback runs in Python; use backend='native'"
     if len(problem.batch_shape) and options is not None and options.saveat is None:
