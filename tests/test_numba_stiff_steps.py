@@ -268,3 +268,162 @@ def test_the_stages_give_the_torch_dense_output():
     for theta in (0.25, 0.5, 0.9):
         _close(solver.interpolate(records[1], theta).numpy(),
                solver.interpolate(records[0], theta).numpy(), f"theta {theta}")
+
+
+# --- failures ------------------------------------------------------------------------------
+
+@njit(RHS_SIG, cache=True)
+def _growth(t, u, p, out):
+    for i in range(u.shape[0]):
+        out[i] = p[0] * u[i]
+
+
+@njit(JAC_SIG, cache=True)
+def _growth_jac(t, u, p, J):
+    J[:, :] = 0.0
+    for i in range(u.shape[0]):
+        J[i, i] = p[0]
+
+
+def _singular_growth(solver):
+    """u' = lam u with lam making W exactly zero at the returned dt: I / (dt gamma) - J for
+    a Rosenbrock method, I - gamma dt J for an ESDIRK (a dt where (gamma dt)(1 / (gamma dt))
+    rounds to 1)."""
+    gamma = solver.tableau.gamma
+    if isinstance(solver, pyude.solvers.AbstractRosenbrock):
+        dt = 0.1
+    else:
+        dt = next(dt for dt in np.linspace(0.1, 0.2, 101)
+                  if 1.0 - (dt * gamma) * (1.0 / (dt * gamma)) == 0.0)
+    return Model(_growth, _growth_jac, _no_time, P.exponential_growth,
+                 dict(lam=1.0 / (dt * gamma)), [0.5, 0.25], dt)
+
+
+def _one_step_both(solver, model, t, u0, dt, rtol=1e-6, atol=1e-9):
+    rhs, cache = model.rhs(), solver.init_cache(rtol, atol)
+    u = torch.tensor(u0, dtype=torch.float64)
+    ref = solver.step(rhs, t, u, rhs(t, u), dt, cache)
+    stepper = NumbaStepper(solver, model, rtol, atol)
+    status = stepper.step(t, np.array(u0), model.f0(t, np.array(u0)), dt)
+    torch_counts = _counts(cache, rhs)
+    torch_counts["nf"] -= 1 + torch_counts["njacs"]
+    return ref, status, torch_counts, _numba_counts(stepper.counters)
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_singular_w_fails_the_step(entry):
+    model = _singular_growth(entry.solver)
+    ref, status, torch_counts, counts = _one_step_both(entry.solver, model, 0.0, model.u0,
+                                                       model.dt)
+    assert not ref.ok and status == _linalg.SINGULAR_W
+    assert counts == torch_counts == dict(nf=0, njacs=1, nw=1, nsolve=0)
+
+
+@pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
+def test_newton_failure_with_a_fresh_jacobian_fails_the_step(entry):
+    """A huge step on ROBER from its start: Newton diverges with the Jacobian just taken, and
+    the step is returned as failed for the loop to halve dt, after the same work."""
+    model = MODELS["rober"]
+    ref, status, torch_counts, counts = _one_step_both(entry.solver, model, 0.0,
+                                                       [1.0, 0.0, 0.0], 1e3)
+    assert not ref.ok and status == _esdirk.NEWTON_FAILED
+    assert counts == torch_counts
+    assert counts["njacs"] == 1 and counts["nw"] == 1 and counts["nf"] >= 2
+
+
+def test_constants_are_the_torch_steppers():
+    assert (_esdirk.KAPPA, _esdirk.MAX_ITERS) == (_newton.KAPPA, _newton.MAX_ITERS)
+    assert _esdirk.SLOW_ITERATIONS == _sdirk.SLOW_ITERATIONS
+    assert _esdirk.EPS == np.finfo(np.float64).eps
+    assert _linalg.SMALL_N == _linear.SMALL_N
+
+
+# --- a sequence of steps: Jacobian reuse, refactorisation, retries -------------------------
+
+def _eest(err, u0, u1, rtol, atol):
+    err, u0, u1 = (np.asarray(x) for x in (err, u0, u1))
+    scale = atol + rtol * np.maximum(np.abs(u0), np.abs(u1))
+    return float(np.sqrt(np.mean((err / scale) ** 2)))
+
+
+def _drive(step, next_f0, t, u, f0, dt, order, trials, rtol, atol, adaptive=True):
+    """A small loop: a failed step halves dt, a rejected one shrinks it, an accepted one
+    moves on (with fixed steps every completed step is accepted and dt stays); returns what
+    happened at each trial and the final state.
+    `step(t, u, f0, dt)` gives (ok, u1, err, f1 or None). A rejected step is retried with
+    the same u object, as the loop does (the torch steppers know their start by it)."""
+    log = []
+    for _ in range(trials):
+        if f0 is None:             # asked only where a step follows, as the loop does
+            f0 = next_f0(t, u)
+        ok, u1, err, f1 = step(t, u, f0, dt)
+        if not ok:
+            log.append(("failed", t, dt, 0.0))
+            dt /= 2
+            continue
+        eest = _eest(err, u, u1, rtol, atol)
+        q = min(5.0, max(0.2, 0.9 * max(eest, 1e-10) ** (-1.0 / (order + 1))))
+        q, accept = (q, eest <= 1.0) if adaptive else (1.0, True)
+        log.append(("accepted" if accept else "rejected", t, dt, eest))
+        if accept:
+            t, u, f0 = t + dt, u1, f1
+        dt *= q
+    return log, np.asarray(u)
+
+
+def _drive_torch(solver, model, u0, dt, trials, rtol, atol, adaptive):
+    rhs, cache = model.rhs(), solver.init_cache(rtol, atol)
+
+    def step(t, u, f0, dt):
+        r = solver.step(rhs, t, u, f0, dt, cache)
+        return r.ok, r.u1, r.err, r.f1
+
+    def next_f0(t, u):             # as the loop asks: Rosenbrock takes J here, with f
+        return solver.derivative_at(rhs, t, u, cache)
+
+    u0 = torch.tensor(u0, dtype=torch.float64)
+    log, u = _drive(step, next_f0, 0.0, u0, rhs(0.0, u0), dt, solver.order, trials, rtol,
+                    atol, adaptive)
+    counts = _counts(cache, rhs)
+    counts["nf"] -= 1 + counts["njacs"]
+    return log, u, counts
+
+
+def _drive_numba(solver, model, u0, dt, trials, rtol, atol, adaptive):
+    stepper = NumbaStepper(solver, model, rtol, atol)
+    fsal = stepper.tab[8] if stepper.rosenbrock else stepper.tab[5]
+
+    def step(t, u, f0, dt):
+        ok = stepper.step(t, u, f0, dt) == _linalg.OK
+        return ok, stepper.u1.copy(), stepper.err.copy(), stepper.f1.copy() if fsal else None
+
+    u0 = np.array(u0)
+    log, u = _drive(step, model.f0, 0.0, u0, model.f0(0.0, u0), dt, solver.order, trials,
+                    rtol, atol, adaptive)
+    return log, u, _numba_counts(stepper.counters)
+
+
+@pytest.mark.parametrize("adaptive", [True, False], ids=["adaptive", "fixed"])
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_a_sequence_of_steps_takes_the_torch_steppers_decisions(entry, adaptive):
+    """Van der Pol (mu = 1e3) through its first fast transient, adaptive from a step far too
+    large or with fixed steps (where an ESDIRK keeps W while J stays): the same accepted,
+    rejected and failed trials at the same times and step sizes, the same Jacobians,
+    factorisations, solves and calls of f, and the same state at the end. The scaled error
+    estimates agree to 1e-8 relative or 1e-11 absolute: an estimate is a difference of
+    stages (Rodas5P's is its last stage, some 1e-7 of the others), so its round-off is that
+    of the stages, not of itself."""
+    model, rtol, atol = MODELS["vdpol"], 1e-5, 1e-7
+    args = (entry.solver, model, [2.0, 0.0], 0.5 if adaptive else 2e-3, 60, rtol, atol,
+            adaptive)
+    ref_log, ref_u, ref_counts = _drive_torch(*args)
+    log, u, counts = _drive_numba(*args)
+    assert [x[0] for x in log] == [x[0] for x in ref_log]
+    np.testing.assert_allclose([x[1:3] for x in log], [x[1:3] for x in ref_log], rtol=1e-9)
+    np.testing.assert_allclose([x[3] for x in log], [x[3] for x in ref_log], rtol=1e-8,
+                               atol=1e-11)
+    assert counts == ref_counts
+    np.testing.assert_allclose(u, ref_u, rtol=1e-9)
+    accepted = sum(x[0] == "accepted" for x in log)
+    if isinstance(entry.solver, pyude.solvers.AbstractESDIRK):     # J is kept across steps
+        assert counts["njacs"] < accepted
