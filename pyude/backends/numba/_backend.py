@@ -60,7 +60,7 @@ def _message(code: int, info: np.ndarray, o: LoopOptions) -> str:
 
 def _per_state(x, n: int) -> np.ndarray:
     arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(arr, dtype=np.float64), (n,)))
+    return np.broadcast_to(np.asarray(arr, dtype=np.float64), (n,)).copy()   # (writable)
 
 
 def _stops(o: LoopOptions) -> np.ndarray:
