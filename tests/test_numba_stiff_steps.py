@@ -427,3 +427,76 @@ def test_a_sequence_of_steps_takes_the_torch_steppers_decisions(entry, adaptive)
     accepted = sum(x[0] == "accepted" for x in log)
     if isinstance(entry.solver, pyude.solvers.AbstractESDIRK):     # J is kept across steps
         assert counts["njacs"] < accepted
+
+
+# --- linear algebra and compilation --------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 3, 16, 17, 40])
+def test_factorise_and_apply_solve_with_partial_pivoting(n):
+    """W^-1 b to round-off (relative to cond(W)), through the inverse up to SMALL_N unknowns
+    and the LU factors above; a zero leading entry needs the pivoting."""
+    rng = np.random.default_rng(n)
+    W = rng.standard_normal((n, n)) + n * np.eye(n)
+    W[0, 0] = 0.0 if n > 1 else W[0, 0]
+    b = rng.standard_normal(n)
+    expected = np.linalg.solve(W, b)
+    LU, piv, Winv, x = W.copy(), np.zeros(n, dtype=np.int64), np.zeros((n, n)), np.zeros(n)
+    assert _linalg.factorise(LU, piv, Winv)
+    _linalg.apply_inverse(LU, piv, Winv, b, x)
+    tol = 10 * np.linalg.cond(W) * np.finfo(float).eps
+    np.testing.assert_allclose(x, expected, rtol=0, atol=tol * np.abs(expected).max())
+    if n <= _linalg.SMALL_N:
+        np.testing.assert_allclose(Winv, np.linalg.inv(W), rtol=0, atol=tol * np.abs(
+            np.linalg.inv(W)).max())
+
+
+@pytest.mark.parametrize("n", [3, 20])
+@pytest.mark.parametrize("bad", ["zero column", "dependent rows", "nan"])
+def test_factorise_refuses_singular_and_non_finite_matrices(n, bad):
+    """An exactly zero pivot, or factors that are not finite (`factorise_on_host` refuses an
+    inverse that is not finite; LAPACK's getrf passes a NaN pivot through)."""
+    W = np.random.default_rng(0).standard_normal((n, n))
+    if bad == "zero column":
+        W[:, 1] = 0.0
+    elif bad == "dependent rows":       # equal rows stay equal under the same row
+        W[2] = W[0]                         # operations, and cancel exactly
+    else:
+        W[1, 1] = np.nan
+    assert not _linalg.factorise(W, np.zeros(n, dtype=np.int64), np.zeros((n, n)))
+
+
+def test_kernels_come_from_the_cache_for_a_new_model_in_a_new_process():
+    """The kernels take the model as function values: a model defined in a new process
+    reuses the compiled (cached) kernels and compiles only its own functions."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import numpy as np, pyude
+from numba import njit
+import test_numba_stiff_steps as T
+from pyude.backends.numba._types import JAC_SIG, RHS_SIG
+
+@njit(RHS_SIG)
+def decay(t, u, p, out):
+    out[0] = -p[0] * u[0]
+
+@njit(JAC_SIG)
+def decay_jac(t, u, p, J):
+    J[0, 0] = -p[0]
+
+model = T.Model(decay, decay_jac, T._no_time, None, dict(k=5.0), [1.0], 0.1)
+for solver in (pyude.Rodas5P(), pyude.KenCarp4()):
+    stepper = T.NumbaStepper(solver, model)
+    assert stepper.step(0.0, model.u0, model.f0(0.0, model.u0), 0.1) == 0
+    assert abs(stepper.u1[0] - np.exp(-0.5)) < 1e-3, stepper.u1
+for entry in (T._rosenbrock_entry, T._esdirk_entry):
+    assert not entry.stats.cache_misses and sum(entry.stats.cache_hits.values()) == 1
+print("ok")
+"""
+    tests = Path(__file__).parent
+    env = dict(__import__("os").environ, PYTHONPATH=f"{tests.parent}:{tests}")
+    run = subprocess.run([sys.executable, "-c", script], cwd=tests, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
