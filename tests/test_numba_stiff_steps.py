@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import ESDIRK, STIFF, ids
 from numba import njit
 
 import pyude
-from helpers import ESDIRK, ROSENBROCK, STIFF, ids
 from pyude import problems as P
 from pyude._model import RHS
 from pyude.backends.numba import _esdirk, _linalg, _rosenbrock

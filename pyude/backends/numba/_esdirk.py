@@ -53,8 +53,7 @@ import math
 import numpy as np
 from numba import njit, types
 
-from ._linalg import (NEWTON_FAILED, NF, NJACS, NSOLVE, NW, OK, SINGULAR_W, apply_inverse,
-                      factorise)
+from ._linalg import NEWTON_FAILED, NF, NJACS, NSOLVE, NW, OK, SINGULAR_W, apply_inverse, factorise
 from ._types import IVEC, JAC_FN, MAT, RHS_FN, VEC
 
 _F8 = types.float64

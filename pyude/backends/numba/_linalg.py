@@ -133,13 +133,24 @@ def factorise(W, piv, Winv):
 
 @njit(cache=True)
 def apply_inverse(W, piv, Winv, b, x):
-    n = W.shape[0]
-    if n <= SMALL_N:
-        for i in range(n):
-            acc = 0.0
-            for j in range(n):
-                acc += Winv[i, j] * b[j]
-            x[i] = acc
-        return
-    x[:] = b
-    lu_solve(W, piv, x)
+    if W.shape[0] <= SMALL_N:
+        _product(Winv, b, x)
+    else:
+        _lu_apply(W, piv, b, x)
+
+
+@njit(cache=True)
+def _product(M, b, x):
+    n = M.shape[0]
+    for i in range(n):
+        acc = 0.0
+        for j in range(n):
+            acc += M[i, j] * b[j]
+        x[i] = acc
+
+
+@njit(cache=True)
+def _lu_apply(LU, piv, b, x):
+    for k in range(b.shape[0]):
+        x[k] = b[k]
+    lu_solve(LU, piv, x)
