@@ -320,6 +320,28 @@ def test_singular_w_fails_the_step(entry):
 
 
 @pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
+def test_singular_w_with_a_kept_jacobian_is_retried_with_a_new_one(entry):
+    """A step from a new point with the previous point's J: W is singular, so J is taken
+    again and the step tried once more (singular again: u' = lam u has one J), then
+    returned as failed; the same work as the torch stepper's."""
+    solver, model = entry.solver, _singular_growth(entry.solver)
+    rhs, cache = model.rhs(), solver.init_cache(1e-6, 1e-9)
+    stepper = NumbaStepper(solver, model)
+    u = torch.tensor(model.u0, dtype=torch.float64)
+    first = solver.step(rhs, 0.0, u, rhs(0.0, u), model.dt / 2, cache)
+    assert first.ok
+    assert stepper.step(0.0, model.u0, model.f0(0.0, model.u0), model.dt / 2) == _linalg.OK
+    t, u1 = model.dt / 2, stepper.u1.copy()
+    second = solver.step(rhs, t, first.u1, rhs(t, first.u1), model.dt, cache)
+    status = stepper.step(t, u1, model.f0(t, u1), model.dt)
+    assert not second.ok and status == _linalg.SINGULAR_W
+    torch_counts = _counts(cache, rhs)
+    torch_counts["nf"] -= 2 + torch_counts["njacs"]
+    assert _numba_counts(stepper.counters) == torch_counts
+    assert torch_counts["njacs"] == 2 and torch_counts["nw"] == 3
+
+
+@pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
 def test_newton_failure_with_a_fresh_jacobian_fails_the_step(entry):
     """A huge step on ROBER from its start: Newton diverges with the Jacobian just taken, and
     the step is returned as failed for the loop to halve dt, after the same work."""
@@ -329,6 +351,21 @@ def test_newton_failure_with_a_fresh_jacobian_fails_the_step(entry):
     assert not ref.ok and status == _esdirk.NEWTON_FAILED
     assert counts == torch_counts
     assert counts["njacs"] == 1 and counts["nw"] == 1 and counts["nf"] >= 2
+
+
+@pytest.mark.parametrize("entry", STIFF, ids=ids(STIFF))
+def test_tableau_arrays_have_the_types_of_the_step_signatures(entry):
+    """What `*_arrays` gives is what ROSENBROCK_STEP_SIG / ESDIRK_STEP_SIG declare, so a
+    kernel compiled with those signatures takes every method's tableau."""
+    import numba
+
+    if isinstance(entry.solver, pyude.solvers.AbstractRosenbrock):
+        tab, expected = _rosenbrock.rosenbrock_arrays(entry.solver), _rosenbrock.ROSENBROCK_TAB
+        assert _rosenbrock.ROSENBROCK_STEP_SIG.args[3] == expected
+    else:
+        tab, expected = _esdirk.esdirk_arrays(entry.solver), _esdirk.ESDIRK_TAB
+        assert _esdirk.ESDIRK_STEP_SIG.args[2] == expected
+    assert numba.typeof(tab) == expected
 
 
 def test_constants_are_the_torch_steppers():

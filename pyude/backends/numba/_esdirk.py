@@ -41,7 +41,8 @@ Kernels (`@njit(cache=True)`):
         rows) and f1 = f(t + dt, u1) when stiffly accurate (else f1 untouched); counters
         [nf, njacs, nw, nsolve] += this step's work. Returns OK (0), or SINGULAR_W (1) or
         NEWTON_FAILED (2) for a step not completed (u1, err, stages then meaningless).
-        Its numba type is ESDIRK_STEP_SIG (f, jac as RHS_FN, JAC_FN of `_types`).
+        Its numba type is ESDIRK_STEP_SIG (f, jac as RHS_FN, JAC_FN of `_types`). u1, err,
+        f1 must not alias u or f0 (u1 holds the stage sums during the step).
 
 The torch classes keep the base `order_now` and `on_accept` (order, 1.0): no hook to honour.
 """

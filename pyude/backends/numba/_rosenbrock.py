@@ -28,6 +28,7 @@ Kernels (`@njit(cache=True)`):
         fsal (else f1 untouched); counters [nf, njacs, nw, nsolve] += this step's work.
         Returns OK (0) or SINGULAR_W (1; u1, err, stages then meaningless). Its numba
         type is ROSENBROCK_STEP_SIG (f, jac, dfdt as RHS_FN, JAC_FN, DFDT_FN of `_types`).
+        u1, err, f1 must not alias u or f0.
         J and dT are taken at (t, u) unless jkey says they already were (jkey = [1, t]): a
         rejected step retried from the same point reuses them, as the torch stepper's cache
         does; so njacs counts the points steps start from. The loop resets jkey[0] = 0 only
