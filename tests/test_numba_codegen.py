@@ -29,7 +29,8 @@ def _torch_rhs(problem):
 
 
 def _compiled(problem):
-    rhs, jac, dfdt = compile_model(problem).functions
+    module = compile_model(problem).module
+    rhs, jac, dfdt = module.rhs, module.jac, module.dfdt
     p = pack_params(problem)[0]
     return rhs, jac, dfdt, p
 
