@@ -56,7 +56,18 @@ class MethodArrays:
     switch: np.ndarray
 
 
+_PACKED: dict = {}
+
+
 def pack_method(solver: AbstractSolver) -> MethodArrays:
+    """The solver's arrays, made once per solver (solvers are frozen and hashable)."""
+    packed = _PACKED.get(solver)
+    if packed is None:
+        packed = _PACKED[solver] = _pack(solver)
+    return packed
+
+
+def _pack(solver: AbstractSolver) -> MethodArrays:
     explicit = solver.nonstiff if isinstance(solver, AutoSwitch) else solver
     stiff = solver.stiff if isinstance(solver, AutoSwitch) else solver
     erk = pack_erk(explicit) if isinstance(explicit, AbstractERK) else empty_erk()
