@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import ESDIRK, STIFF, ids
+from helpers import ESDIRK, ROSENBROCK, STIFF, ids
 from numba import njit
 
 import pyude
@@ -254,24 +254,26 @@ def test_one_step_equals_the_torch_step(entry, name):
     assert _numba_counts(stepper.counters) == torch_counts
 
 
-def test_the_stages_give_the_torch_dense_output():
-    """The kernel's stages in a StepRecord interpolate as the torch step's own do."""
+@pytest.mark.parametrize("entry", ROSENBROCK, ids=ids(ROSENBROCK))
+def test_the_stages_give_the_torch_dense_output(entry):
+    """The kernel's stages in a StepRecord interpolate as the torch step's own do (the
+    ESDIRK methods interpolate by Hermite from u and f alone)."""
     from pyude.solvers._dense import StepRecord
 
-    model, solver = MODELS["vdpol"], pyude.Rodas5P()
+    model, solver = MODELS["vdpol"], entry.solver
     rhs, t, dt = model.rhs(), 0.3, model.dt
     u = torch.tensor(model.u0, dtype=torch.float64)
     f0 = rhs(t, u)
     ref = solver.step(rhs, t, u, f0, dt, solver.init_cache())
     stepper = NumbaStepper(solver, model)
     stepper.step(t, model.u0, model.f0(t, model.u0), dt)
-    stages = list(torch.from_numpy(stepper.stages.copy()).unbind(0))
-    records = [StepRecord(t0=t, dt=dt, u0=u, u1=r.u1 if r is ref else torch.from_numpy(
-        stepper.u1.copy()), f0=f0, f1=None, stages=s, rhs=rhs)
-        for r, s in ((ref, ref.stages), (None, stages))]
+    theirs = StepRecord(t0=t, dt=dt, u0=u, u1=ref.u1, f0=f0, f1=None, stages=ref.stages,
+                        rhs=rhs)
+    mine = StepRecord(t0=t, dt=dt, u0=u, u1=torch.from_numpy(stepper.u1.copy()), f0=f0,
+                      f1=None, stages=list(torch.from_numpy(stepper.stages.copy())), rhs=rhs)
     for theta in (0.25, 0.5, 0.9):
-        _close(solver.interpolate(records[1], theta).numpy(),
-               solver.interpolate(records[0], theta).numpy(), f"theta {theta}")
+        _close(solver.interpolate(mine, theta).numpy(),
+               solver.interpolate(theirs, theta).numpy(), f"theta {theta}")
 
 
 # --- failures ------------------------------------------------------------------------------
