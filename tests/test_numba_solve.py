@@ -141,6 +141,23 @@ def test_return_codes_and_messages_as_torch(a, kw, code):
         solve_problem(prob, **kw)
 
 
+@pytest.mark.parametrize("solver", [pyude.Tsit5(), pyude.Rodas5P(), pyude.KenCarp4()],
+                         ids=repr)
+def test_tstops_are_stepped_onto_exactly(solver):
+    sol = solve_problem(lotka_volterra_problem(), solver, rtol=1e-5,
+                        tstops=[1.0 / 3.0, 2.7])
+    assert {1.0 / 3.0, 2.7} <= set(sol.t.tolist())
+    assert sol.t[-1].item() == 10.0
+    assert 1.0 / 3.0 in sol.dense.starts
+
+
+def test_near_continues_the_last_step_a_little():
+    sol = solve_problem(lotka_volterra_problem(), pyude.Tsit5(), rtol=1e-6)
+    inside = sol.dense.near(10.0)
+    assert torch.allclose(inside, sol.u[-1], rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(sol.dense.near(10.0 + 1e-6)).all()
+
+
 def test_outside_the_span_is_refused_as_torch():
     sol = solve_problem(lotka_volterra_problem(), pyude.Tsit5())
     with pytest.raises(ValueError, match="outside the solved span"):
