@@ -6,6 +6,7 @@ Jacobians as function values of the fixed signatures, through entry points compi
 those signatures (as the loop kernel compiles them), so no model recompiles a kernel.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ from pyude._model import RHS
 from pyude.backends.numba import _esdirk, _linalg, _rosenbrock
 from pyude.backends.numba._types import JAC_SIG, RHS_SIG
 from pyude.solvers import _linear, _newton, _sdirk
+from pyude.solvers._rosenbrock import RosenbrockTableau
 
 RTOL = 1e-12
 
@@ -274,6 +276,36 @@ def test_the_stages_give_the_torch_dense_output(entry):
     for theta in (0.25, 0.5, 0.9):
         _close(solver.interpolate(mine, theta).numpy(),
                solver.interpolate(theirs, theta).numpy(), f"theta {theta}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class _RepeatedStage(pyude.solvers.AbstractRosenbrock):
+    """Not a method of any order: a tableau whose second stage has the first one's time and
+    state, so it reuses f0 (`new_f` False, which no registered method has)."""
+
+    autodiff: bool = True
+    tableau = RosenbrockTableau(
+        A=[[0, 0, 0], [0, 0, 0], [0.5, 0, 0]], C=[[0, 0, 0], [1.0, 0, 0], [0.2, 0.3, 0]],
+        gamma=0.4, c=[0, 0, 0.2], d=[0.4, 0.1, -0.2], b=[0.5, 0.3, 0.2],
+        b_err=[0.1, -0.2, 0.1])
+    order = 1
+    embedded_order = 1
+
+
+@pytest.mark.parametrize("name", ["vdpol", "forced"])
+def test_a_stage_that_reuses_the_previous_f(name):
+    solver, model = _RepeatedStage(), MODELS[name]
+    assert solver.tableau.new_f == (True, False, True)
+    rhs, cache = model.rhs(), solver.init_cache()
+    u = torch.tensor(model.u0, dtype=torch.float64)
+    ref = solver.step(rhs, 0.3, u, rhs(0.3, u), model.dt, cache)
+    stepper = NumbaStepper(solver, model)
+    assert stepper.step(0.3, model.u0, model.f0(0.3, model.u0), model.dt) == _linalg.OK
+    size = max(float(stage.abs().max()) for stage in ref.stages)
+    for i, stage in enumerate(ref.stages):
+        _close(stepper.stages[i], stage.numpy(), f"stage {i}", size)
+    _close(stepper.u1, ref.u1.numpy(), "u1")
+    assert stepper.counters[_linalg.NF] == 1 == rhs.nf - 1 - cache.njacs
 
 
 # --- failures ------------------------------------------------------------------------------
