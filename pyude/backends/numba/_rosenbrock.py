@@ -31,8 +31,10 @@ Kernels (`@njit(cache=True)`):
         u1, err, f1 must not alias u or f0.
         J and dT are taken at (t, u) unless jkey says they already were (jkey = [1, t]): a
         rejected step retried from the same point reuses them, as the torch stepper's cache
-        does; so njacs counts the points steps start from. The loop resets jkey[0] = 0 only
-        for a new solve (within one solve t never returns to an earlier value).
+        does; so njacs counts the points steps start from. A loop that takes the next
+        step's J itself at an accepted step's end (as `derivative_at` does) writes J, dT
+        and jkey = [1, t_new]. jkey[0] = 0 only for a new solve (within one solve t never
+        returns to an earlier value).
 """
 
 from __future__ import annotations
