@@ -122,7 +122,7 @@ def rosenbrock_step(f, jac, dfdt, tab, t, u, f0, dt, p, J, dT, jkey, W, Winv, pi
     inv_dt = 1.0 / dt
     # The stage loop is written out: a call of a compiled function with array arguments
     # costs tens of nanoseconds (reference counts), more than a stage's arithmetic on a
-    # small system; with a helper per sum and solve Rodas5P's step on ROBER took 2.6x longer.
+    # small system; with a helper per sum and solve Rodas5P's step on ROBER took 2-2.6x longer.
     for i in range(s):
         if i > 0 and new_f[i] != 0:
             for k in range(n):
