@@ -19,6 +19,7 @@ from . import _loop as lp
 from ._control import pack_controller
 from ._dense import DenseOutput
 from ._methods import pack_method
+from ._steps import steps_for
 from ._model import compile_model, pack_params
 from ._refuse import reason_not_compilable
 
@@ -89,7 +90,8 @@ def _inputs(problem: ODEProblem, method, o: LoopOptions, dense: bool):
     saveat = np.asarray(o.saveat if o.saveat is not None else [], dtype=np.float64)
     return (_config(o, method.family, method.order, dense), pack_controller(o.controller),
             method.switch, _per_state(o.rtol, n), _per_state(o.atol, n), _stops(o), saveat,
-            *method.erk, method.rosenbrock, method.rosenbrock_dense, method.esdirk)
+            *method.erk, method.rosenbrock, method.rosenbrock_dense, method.esdirk,
+            *steps_for(method.families))
 
 
 def solve(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,

@@ -31,7 +31,8 @@ def single_solve() -> FunctionAddress:
 
 @njit(BATCH_SIG, cache=True, parallel=True)
 def solve_batch(solve, rhs, jac, dfdt, p, u0, cfg, ctrl, switch, rtol, atol, stops, saveat,
-                eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab):
+                eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab, erk_step,
+                rosenbrock_step, esdirk_step):
     """Rows of p and u0 are trajectories, each solved by `solve` (`single_solve()`).
     Returns the saved states (B, len(saveat), n), each trajectory's integer outputs
     (`_loop.OUT_*`) and where it stopped (`_loop.INFO_*`)."""
@@ -41,7 +42,8 @@ def solve_batch(solve, rhs, jac, dfdt, p, u0, cfg, ctrl, switch, rtol, atol, sto
     infos = np.zeros((count, INFO_SIZE))
     for b in prange(count):
         result = solve(rhs, jac, dfdt, p[b], u0[b], cfg, ctrl, switch, rtol, atol, stops,
-                       saveat, eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab)
+                       saveat, eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab,
+                       erk_step, rosenbrock_step, esdirk_step)
         saved = result[2][OUT_NSAVED]
         us[b, :saved] = result[1][:saved]
         outs[b] = result[2]

@@ -7,8 +7,8 @@ automatic stiffness switch. Both backends take the same steps up to round-off.
 The kernel is compiled once with an explicit signature (`SOLVE_SIG`) and cached by numba
 with pyude's source; the model's functions arrive as first-class function values, so a new
 model never recompiles it. One kernel switches on the step's family (explicit RK,
-Rosenbrock, ESDIRK) rather than one kernel per family: the switch needs both families in
-one loop anyway, and the kernel is compiled once per machine.
+Rosenbrock, ESDIRK), and the steps arrive as function values too (`_steps`), each compiled
+on the first solve of its family: one loop serves every family and the switch between two.
 
 Inputs are packed into arrays (`CFG_*` indices) so that the one signature serves every
 option; the outputs are described at `solve_one`.
@@ -23,10 +23,11 @@ from numba import njit, types
 
 from . import _control as ctl
 from . import _switch as sw
-from ._erk import FLAG_FSAL, FLAG_ORDER, erk_dense_stages, erk_interpolate, erk_step, hermite
-from ._esdirk import ESDIRK_TAB, esdirk_step, esdirk_workspace
+from ._erk import FLAG_FSAL, FLAG_ORDER, erk_dense_stages, erk_interpolate, hermite
+from ._esdirk import ESDIRK_TAB, esdirk_workspace
 from ._linalg import NF, NJACS, NSOLVE, NW, OK
-from ._rosenbrock import ROSENBROCK_TAB, rosenbrock_step, rosenbrock_workspace
+from ._rosenbrock import ROSENBROCK_TAB, rosenbrock_workspace
+from ._steps import ERK_STEP_FN, ESDIRK_STEP_FN, ROSENBROCK_STEP_FN
 from ._store import room_1d, room_2d, room_3d
 from ._types import CUBE, DFDT_FN, IVEC, JAC_FN, MAT, RHS_FN, VEC
 
@@ -59,6 +60,7 @@ SOLVE_SIG = SOLVE_RESULT(
     VEC, VEC, VEC, VEC, VEC, VEC, VEC,        # cfg, ctrl, switch, rtol, atol, stops, saveat
     MAT, VEC, VEC, VEC, MAT, MAT, VEC, IVEC,  # explicit RK: A, b, c, b_err, poly, xa, xc, flags
     ROSENBROCK_TAB, MAT, ESDIRK_TAB,          # Rosenbrock tableau and dense poly, ESDIRK
+    ERK_STEP_FN, ROSENBROCK_STEP_FN, ESDIRK_STEP_FN,  # the steps (`_steps.steps_for`)
 )
 
 
@@ -100,7 +102,8 @@ def _stiff_interpolate(out, theta, dt, u0, u1, f0, f1, rpoly, stages, family):
 
 @njit(SOLVE_SIG, cache=True)
 def solve_one(rhs, jac, dfdt, p, u0, cfg, ctrl, switch, rtol, atol, stops, saveat,
-              eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab):
+              eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab,
+              erk_step, rosenbrock_step, esdirk_step):
     """Integrate one trajectory from cfg[CFG_T0] to cfg[CFG_T1].
 
     Returns (ts, us, out, info, steps, step_u, step_f, step_k, methods): the saved times

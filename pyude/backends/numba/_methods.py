@@ -54,6 +54,7 @@ class MethodArrays:
     rosenbrock_dense: np.ndarray
     esdirk: tuple
     switch: np.ndarray
+    families: frozenset     # the families whose steps the solve takes
 
 
 _PACKED: dict = {}
@@ -78,5 +79,6 @@ def _pack(solver: AbstractSolver) -> MethodArrays:
         if stiff.tableau.dense is not None:
             dense = np.ascontiguousarray(stiff.tableau.dense.poly, dtype=np.float64)
     esdirk = esdirk_arrays(stiff) if family == FAMILY_ESDIRK else _NO_ESDIRK
+    families = frozenset({family, family_of(explicit)})
     return MethodArrays(family, int(stiff.order), erk.astuple(), rosenbrock, dense, esdirk,
-                        pack_switch(solver))
+                        pack_switch(solver), families)
