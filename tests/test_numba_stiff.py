@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pyude
-from helpers import STIFF, ids
+from helpers import ESDIRK, STIFF, ids
 from problems import HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000, mescd
 from pyude import problems as P
 from pyude.backends.numba import solve_problem
@@ -75,3 +75,24 @@ def test_rober_takes_the_torch_steps(entry):
     # difference) carries that into the step sizes at about 1e-5, within the tolerance
     np.testing.assert_allclose(a.t.numpy(), b.t.numpy(), rtol=1e-4)
     np.testing.assert_allclose(a.u.numpy(), b.u.numpy(), rtol=1e-4, atol=1e-10)
+
+
+def _cubic_decay(u, p, t):
+    """u' = -1e4 u^3 from u = 10: a step of 1 is far too large for simplified Newton."""
+    return [-1e4 * u[0] ** 3]
+
+
+@pytest.mark.parametrize("entry", ESDIRK, ids=ids(ESDIRK))
+def test_newton_failure_as_torch(entry):
+    """At a fixed step: ConvergenceFailure with the torch message; adaptive: the step is
+    retried smaller and the solve succeeds with torch's steps."""
+    prob = pyude.ODEProblem(_cubic_decay, [10.0], (0.0, 3.0))
+    a = solve_problem(prob, entry.solver, dt=1.0, adaptive=False, throw=False)
+    b = pyude.solve(prob, entry.solver, dt=1.0, adaptive=False, throw=False)
+    assert a.retcode is b.retcode is pyude.ReturnCode.ConvergenceFailure
+    assert a.message == b.message and len(a) == 1
+    a = solve_problem(prob, entry.solver, dt=1e-2, rtol=1e-6, atol=1e-9)
+    b = pyude.solve(prob, entry.solver, dt=1e-2, rtol=1e-6, atol=1e-9)
+    assert (a.stats.naccept, a.stats.nreject) == (b.stats.naccept, b.stats.nreject)
+    assert a.stats.nreject > 0
+    np.testing.assert_allclose(a.u[-1].numpy(), b.u[-1].numpy(), rtol=1e-8)
