@@ -195,10 +195,12 @@ def test_batch_of_stiff_parameter_sets_matches_single_solves():
     assert sol.retcodes.shape == (2, 2)
 
 
-def test_batch_needs_saveat():
+def test_batch_needs_saveat_and_keeps_no_dense_output():
     prob = lotka_volterra_problem().remake(u0=torch.ones(2, 2, dtype=torch.float64))
     with pytest.raises(NotCompilableError, match="pass `saveat`"):
         solve_problem(prob, pyude.Tsit5())
+    with pytest.raises(NotCompilableError, match="no dense output"):
+        solve_problem(prob, pyude.Tsit5(), saveat=[1.0], dense=True)
 
 
 def _branching(u, p, t):

@@ -96,3 +96,16 @@ def test_newton_failure_as_torch(entry):
     assert (a.stats.naccept, a.stats.nreject) == (b.stats.naccept, b.stats.nreject)
     assert a.stats.nreject > 0
     np.testing.assert_allclose(a.u[-1].numpy(), b.u[-1].numpy(), rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", DEFAULTS + [pyude.AutoTsit5(pyude.KenCarp4())], ids=repr)
+def test_switch_on_rober_takes_the_torch_steps_and_methods(solver):
+    prob = P.rober_problem(tspan=(0.0, 1e3))
+    a = solve_problem(prob, solver, rtol=1e-5, atol=1e-9)
+    b = pyude.solve(prob, solver, rtol=1e-5, atol=1e-9)
+    assert (a.stats.naccept, a.stats.nreject, a.stats.njacs, a.stats.nw) == (
+        b.stats.naccept, b.stats.nreject, b.stats.njacs, b.stats.nw)
+    assert [repr(m) for m in a.methods] == [repr(m) for m in b.methods]
+    assert any(m is solver.stiff for m in a.methods)
+    times = np.geomspace(1e-4, 999.0, 17)
+    np.testing.assert_allclose(a(times).numpy(), b(times).numpy(), rtol=1e-4, atol=1e-10)

@@ -67,4 +67,8 @@ def reason_not_compilable(problem: ODEProblem, solver: AbstractSolver,
         return ("a batch on the numba backend solves every trajectory with its own steps, "
                 "so the trajectories share no step times to save at; pass `saveat` (times or "
                 "a spacing), or solve the trajectories one by one for their dense output")
+    if len(problem.batch_shape) and options is not None and options.dense:
+        return ("a batch on the numba backend keeps no dense output (each trajectory has its "
+                "own steps); drop `dense=True` and read the `saveat` times, or solve the "
+                "trajectories one by one for sol(t)")
     return _model_reason(problem, solver)
