@@ -112,9 +112,14 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
     def printer(extra=None):
         return PythonPrinter({**base, **y_names, **(extra or {})})
 
+    width = int(max(spec[:, :2].max(), 1))
+    # one allocation per call: x, pre, post, then (vjp) gy, gx and the VJP's work space
+    size = nin + 2 * nact + m + nin + 2 * width
+
     def prologue(pr, prefix):
-        return ([f"    x = np.empty({nin})", f"    pre = np.empty({nact})",
-                 f"    post = np.empty({nact})"]
+        return ([f"    buf = np.empty({size})", f"    x = buf[:{nin}]",
+                 f"    pre = buf[{nin}:{nin + nact}]",
+                 f"    post = buf[{nin + nact}:{nin + 2 * nact}]"]
                 + _assign(pr, x_exprs, [f"x[{i}]" for i in range(nin)], prefix)
                 + [f"    mlp_forward(SPEC, p, {off}, x, pre, post)"])
 
@@ -174,9 +179,10 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
     gp = [sum((a[i] * sympy.diff(f[i], q) for i in range(n)), sympy.Integer(0))
           + sum((gx[l] * sympy.diff(x_exprs[l], q) for l in range(nin)), sympy.Integer(0))
           for q in model.params]
-    width = int(max(spec[:, :2].max(), 1))
-    vjp = (prologue(pr, "v") + [f"    gy = np.empty({m})", f"    gx = np.empty({nin})",
-                                 f"    work = np.empty({2 * width})"]
+    o = nin + 2 * nact
+    vjp = (prologue(pr, "v") + [f"    gy = buf[{o}:{o + m}]",
+                                 f"    gx = buf[{o + m}:{o + m + nin}]",
+                                 f"    work = buf[{o + m + nin}:]"]
            + _assign(pr, gy, [f"gy[{q}]" for q in range(m)], "y")
            + [f"    mlp_vjp(SPEC, p, {off}, x, pre, post, gy, gx, gp, work)",
               "    gu[:] = 0.0"]

@@ -40,6 +40,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from numba import types
+from numba.core.types.function_type import WrapperAddressProtocol
+from numba.core.typing.typeof import typeof_impl
 from torch import Tensor, nn
 
 from ..._loop import LoopOptions
@@ -56,6 +59,37 @@ from ._cache import load
 from ._model import CompiledModel, FunctionAddress, compile_model
 from ._network import NetworkNotCompilable, layer_spec, lux_flat, n_weights
 from ._types import DFDT_SIG, JAC_SIG, RHS_SIG
+
+
+class TypedAddress(WrapperAddressProtocol):
+    """A compiled function's address with its numba type computed once. numba types a
+    `WrapperAddressProtocol` argument by building its `FunctionType` from the signature on
+    every call of a kernel (about 6-12 us per function argument, measured on a loaded
+    machine; the loop kernel takes six); the type registered below is read back instead."""
+
+    def __init__(self, address):
+        self._inner = address                     # keeps the compiled code alive
+        self._address = address.__wrapper_address__()
+        self._signature = address.signature()
+        self.numba_type = types.FunctionType(self._signature)
+
+    def __wrapper_address__(self) -> int:
+        return self._address
+
+    def signature(self):
+        return self._signature
+
+
+@typeof_impl.register(TypedAddress)
+def _typeof_typed_address(val, c):
+    return val.numba_type
+
+
+def typed(value):
+    """`value` as a `TypedAddress` when it is a function address, else unchanged."""
+    if isinstance(value, WrapperAddressProtocol) and not isinstance(value, TypedAddress):
+        return TypedAddress(value)
+    return value
 
 
 class GradientNotSupported(ValueError):
@@ -103,9 +137,10 @@ def _network_model(problem: ODEProblem) -> GradientModel:
         source, reads_t = network_model_source(traced, NetworkLayout(spec, offset))
         module = load(source)
         model = GradientModel(
-            (FunctionAddress(module.rhs, RHS_SIG), FunctionAddress(module.jac, JAC_SIG),
-             FunctionAddress(module.dfdt, DFDT_SIG)),
-            FunctionAddress(module.vjp, VJP_SIG), "network", list(traced.param_names or []),
+            (typed(FunctionAddress(module.rhs, RHS_SIG)),
+             typed(FunctionAddress(module.jac, JAC_SIG)),
+             typed(FunctionAddress(module.dfdt, DFDT_SIG))),
+            typed(FunctionAddress(module.vjp, VJP_SIG)), "network", list(traced.param_names or []),
             reads_t)
         _GRAD_MODELS[key] = model
     return model
@@ -118,7 +153,8 @@ def _plain_model(problem: ODEProblem) -> GradientModel:
     if model is None:
         traced = trace(problem.f, problem.n_states, problem.p)
         module = load(vjp_source(traced))
-        model = GradientModel(compiled.functions, FunctionAddress(module.vjp, VJP_SIG),
+        model = GradientModel(tuple(typed(f) for f in compiled.functions),
+                              typed(FunctionAddress(module.vjp, VJP_SIG)),
                               "plain", None, compiled.reads_t)
         _GRAD_MODELS[key] = model
     return model
@@ -148,20 +184,51 @@ def compiled_network_reason(problem: ODEProblem) -> str | None:
 
 
 def flat_params(problem: ODEProblem, model: GradientModel) -> Tensor:
-    """p as the kernels read it, built differentiably from the problem's tensors."""
+    """p as the kernels read it, built differentiably from the problem's tensors (for
+    checks; the solve itself packs `param_tensors` without a graph, see `_pack`)."""
+    tensors, kinds = param_tensors(problem, model)
+    parts = [x.t().reshape(-1) if k == "W" else x.reshape(-1) for x, k in zip(tensors, kinds)]
+    if not parts:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.cat([x.to(torch.float64) for x in parts])
+
+
+def param_tensors(problem: ODEProblem, model: GradientModel) -> tuple[list[Tensor], list]:
+    """The tensors p is packed from, in p's order, and how each is laid out: "v" (its
+    entries in order) or "W" (a Linear weight, stored transposed: Lux's column-major)."""
     if model.kind == "network":
         field = problem.f
         values = _field_values(field)
-        parts = [torch.as_tensor(values[name], dtype=torch.float64).reshape(1)
-                 for name in model.param_names]
-        parts.append(lux_flat(field.net))
-        return torch.cat(parts)
+        tensors = [torch.as_tensor(values[name]) for name in model.param_names]
+        kinds = ["v"] * len(tensors)
+        for module in field.net:
+            if isinstance(module, nn.Linear):
+                tensors += [module.weight, module.bias]
+                kinds += ["W", "v"]
+        return tensors, kinds
     spec = param_spec(problem)
-    if not spec.p_tensors:
-        return torch.zeros(0, dtype=torch.float64)
-    if spec.kind == "tensor":
-        return spec.p_tensors[0].to(torch.float64).reshape(-1)
-    return torch.stack([x.to(torch.float64).reshape(()) for x in spec.p_tensors])
+    return list(spec.p_tensors), ["v"] * len(spec.p_tensors)
+
+
+def _pack(tensors: list[Tensor], kinds: list) -> np.ndarray:
+    parts = [x.detach().numpy().T.ravel() if k == "W" else x.detach().numpy().ravel()
+             for x, k in zip(tensors, kinds)]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
+def _unpack(gp: np.ndarray, tensors: list[Tensor], kinds: list, wanted) -> list:
+    out, i = [], 0
+    for x, k, want in zip(tensors, kinds, wanted):
+        size = x.numel()
+        if want:
+            g = gp[i:i + size]
+            if k == "W":
+                g = g.reshape(x.shape[1], x.shape[0]).T
+            out.append(torch.from_numpy(np.ascontiguousarray(g).reshape(x.shape)).to(x.dtype))
+        else:
+            out.append(None)
+        i += size
+    return out
 
 
 def needs_gradient(problem: ODEProblem) -> bool:
@@ -175,21 +242,18 @@ def needs_gradient(problem: ODEProblem) -> bool:
 class _Run:
     """One forward solve's arrays, kept for its backward pass."""
 
-    def __init__(self, problem, solver, options, model, method):
-        self.problem, self.solver, self.options = problem, solver, options
-        self.model, self.method = model, method
+    def __init__(self, model: GradientModel, method, inputs: tuple, has_saveat: bool):
+        self.model, self.method, self.inputs = model, method, inputs
+        self.has_saveat = int(has_saveat)
         self.result = None
         self.p = None
 
     def forward(self, u0: np.ndarray, p: np.ndarray) -> np.ndarray:
-        from ._backend import _inputs
         self.p = np.ascontiguousarray(p, dtype=np.float64)
-        inputs = _inputs(self.problem, self.method, self.options, True)
-        self.saveat = inputs[6]
         self.result = lp.solve_one(*self.model.functions, self.p,
-                                   np.ascontiguousarray(u0, dtype=np.float64), *inputs)
-        ts, us, out = self.result[:3]
-        return us[:int(out[lp.OUT_NSAVED])].copy()
+                                   np.ascontiguousarray(u0, dtype=np.float64), *self.inputs)
+        out = self.result[2]
+        return self.result[1][:int(out[lp.OUT_NSAVED])].copy()
 
     def backward(self, g_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ts, us, out, info, steps, step_u, step_f, step_k, families = self.result
@@ -198,25 +262,29 @@ class _Run:
         tb[:nsteps] = steps[:nsteps, 0]
         tb[nsteps] = info[lp.INFO_T]
         A, b, c, _b_err, poly, exa, exc, flags = self.method.erk
-        has_saveat = int(self.options.saveat is not None)
         return erk_adjoint(self.model.functions[0], self.model.vjp, self.p, steps[:nsteps],
-                           tb, step_u[:nsteps + 1], step_k[:nsteps], self.saveat, has_saveat,
-                           np.ascontiguousarray(g_us, dtype=np.float64), A, b, c, poly, exa,
-                           exc, flags)
+                           tb, step_u[:nsteps + 1], step_k[:nsteps], self.inputs[6],
+                           self.has_saveat, np.ascontiguousarray(g_us, dtype=np.float64),
+                           A, b, c, poly, exa, exc, flags)
 
 
 class NumbaSolve(torch.autograd.Function):
-    """us = solve(u0, p) on the numba backend; backward by the compiled adjoint."""
+    """us = solve(u0, p) on the numba backend, p packed from `tensors` (as `param_tensors`
+    lays them out); backward by the compiled adjoint, the gradient of p unpacked onto each
+    tensor."""
 
     @staticmethod
-    def forward(ctx, run: _Run, u0: Tensor, p: Tensor) -> Tensor:
-        ctx.run = run
-        return torch.from_numpy(run.forward(u0.detach().numpy(), p.detach().numpy()))
+    def forward(ctx, run: _Run, kinds: list, u0: Tensor, *tensors: Tensor) -> Tensor:
+        ctx.run, ctx.kinds, ctx.tensors = run, kinds, tensors
+        return torch.from_numpy(run.forward(u0.detach().numpy(), _pack(list(tensors), kinds)))
 
     @staticmethod
     def backward(ctx, g: Tensor):
         gu0, gp = ctx.run.backward(g.detach().to(torch.float64).contiguous().numpy())
-        return None, torch.from_numpy(gu0), torch.from_numpy(gp)
+        wanted = ctx.needs_input_grad[3:]
+        grads = _unpack(gp, list(ctx.tensors), ctx.kinds, wanted)
+        gu = torch.from_numpy(gu0) if ctx.needs_input_grad[2] else None
+        return None, None, gu, *grads
 
 
 def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem) -> None:
@@ -241,18 +309,41 @@ def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem) -> None:
             "on backend='native' or loop over its trajectories")
 
 
+def _prepared_run(problem, solver, options, sensealg):
+    from ._backend import _inputs
+    from ._methods import pack_method
+    _refuse(sensealg, solver, problem)
+    model = gradient_model(problem)
+    method = pack_method(solver)
+    inputs = tuple(typed(x) for x in _inputs(problem, method, options, True))
+    return model, method, inputs
+
+
 def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,
                         sensealg: Any = None) -> Solution:
     """A numba solve whose saved states `sol.u` carry a gradient to u0, the tensors of p and
     a network's weights (as `solve`'s options; `sensealg` as on the torch backend)."""
     from ._backend import _single_solution
-    from ._methods import pack_method
-    _refuse(sensealg, solver, problem)
-    model = gradient_model(problem)
-    method = pack_method(solver)
-    p = flat_params(problem, model)
-    run = _Run(problem, solver, options, model, method)
-    u = NumbaSolve.apply(run, problem.u0.reshape(-1).to(torch.float64), p)
+    model, method, inputs = _prepared_run(problem, solver, options, sensealg)
+    run = _Run(model, method, inputs, options.saveat is not None)
+    tensors, kinds = param_tensors(problem, model)
+    u = NumbaSolve.apply(run, kinds, problem.u0.reshape(-1).to(torch.float64), *tensors)
     sol = _single_solution(problem, solver, method, options, run.result)
     sol.u = u
     return sol
+
+
+def prepare(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,
+            sensealg: Any = None):
+    """`solve(u0) -> saved states` for a training loop: the model, method and options are
+    packed once; each call reads the problem's parameters and network weights afresh (so an
+    optimiser's updates are seen) and returns a tensor with their gradient."""
+    model, method, inputs = _prepared_run(problem, solver, options, sensealg)
+    has_saveat = options.saveat is not None
+
+    def solve(u0: Tensor | None = None) -> Tensor:
+        u0 = problem.u0 if u0 is None else u0
+        run = _Run(model, method, inputs, has_saveat)
+        tensors, kinds = param_tensors(problem, model)
+        return NumbaSolve.apply(run, kinds, u0.reshape(-1).to(torch.float64), *tensors)
+    return solve

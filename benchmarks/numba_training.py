@@ -1,0 +1,175 @@
+"""Time per training iteration (loss, gradient and Adam step) of the Lotka-Volterra UDE on the
+numba backend against torchdiffeq's `odeint` as its users run it, interleaved in one run.
+
+The case is `benchmarks/training.py`'s: the UDE paper's 2-5-5-5-2 RBF network in
+x' = 1.3 x + nn1, y' = -1.8 y + nn2, 31 points on [0, 3], float64, rtol = atol = 1e-6, loss
+mean |pred - target| against a Vern7 solution of the true Lotka-Volterra system, Adam at
+lr 1e-3. Each method trains its own copy of the same initial network. Rows:
+
+- numba Tsit5 / DP5: `solve_with_gradient` (compiled forward, discrete adjoint of the
+  accepted steps), through the whole front (problem, options, Solution) every iteration;
+- numba Tsit5 (prepared): the same solve with the problem's arrays packed once
+  (`prepare`), as a training loop that keeps its options would call it;
+- torchdiffeq dopri5: `odeint` (backpropagation through its steps), `torch.set_num_threads(1)`;
+- pyude Tsit5 (native): the torch backend with DirectAdjoint, for scale.
+
+The methods run in turn, one iteration each per round, so machine load hits all alike; the
+table gives the median time per iteration and each row's ratio to torchdiffeq.
+
+    python benchmarks/numba_training.py [--rounds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import pyude
+from pyude._solve import _loop_options
+from pyude.backends.numba._gradient import prepare, solve_with_gradient
+
+RTOL = ATOL = 1e-6
+
+
+def lv_data():
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
+    u0 = torch.tensor([0.44249296, 4.6280594], dtype=torch.float64)
+    truth = pyude.solve(pyude.problems.lotka_volterra_problem(
+        u0=u0, tspan=(0.0, 3.0), p=dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
+        pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
+    return u0, t, truth
+
+
+def lv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 5), pyude.nn.RBF(), nn.Linear(5, 5), pyude.nn.RBF(),
+                         nn.Linear(5, 5), pyude.nn.RBF(), nn.Linear(5, 2)).double()
+
+
+def ude_model(u, p, t, nn):
+    m = nn(u)
+    return [1.3 * u[0] + m[0], -1.8 * u[1] + m[1]]
+
+
+def numba_step(solver, u0, t, truth, prepared=False):
+    ude = pyude.UDE(ude_model, lv_net())
+    opt = torch.optim.Adam(ude.parameters(), lr=1e-3)
+    times = t.tolist()
+    prob = pyude.ODEProblem(ude.field, u0, (0.0, 3.0))
+    opts = _loop_options(prob, solver, times, None, RTOL, ATOL, None, None, 100_000, None,
+                         None, None, None)
+    solve = prepare(prob, solver, opts) if prepared else None
+
+    def step():
+        opt.zero_grad()
+        if prepared:
+            pred = solve(u0)
+        else:
+            p = pyude.ODEProblem(ude.field, u0, (0.0, 3.0))
+            o = _loop_options(p, solver, times, None, RTOL, ATOL, None, None, 100_000, None,
+                              None, None, None)
+            pred = solve_with_gradient(p, solver, o).u
+        loss = (pred - truth).abs().mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def native_step(u0, t, truth):
+    ude = pyude.UDE(ude_model, lv_net(), solver=pyude.Tsit5(), rtol=RTOL, atol=ATOL)
+    opt = torch.optim.Adam(ude.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        loss = (ude(u0, t) - truth).abs().mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def torchdiffeq_step(u0, t, truth):
+    from torchdiffeq import odeint
+    net = lv_net()
+
+    class Field(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, tt, y):
+            m = self.net(y)
+            return torch.stack([1.3 * y[..., 0] + m[..., 0], -1.8 * y[..., 1] + m[..., 1]], -1)
+
+    field = Field()
+    opt = torch.optim.Adam(field.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        pred = odeint(field, u0, t, rtol=RTOL, atol=ATOL, method="dopri5")
+        loss = (pred - truth).abs().mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    u0, t, truth = lv_data()
+    methods = {
+        "numba Tsit5": numba_step(pyude.Tsit5(), u0, t, truth),
+        "numba DP5": numba_step(pyude.DP5(), u0, t, truth),
+        "numba Tsit5 (prepared)": numba_step(pyude.Tsit5(), u0, t, truth, prepared=True),
+        "pyude Tsit5 (native)": native_step(u0, t, truth),
+    }
+    try:
+        methods["torchdiffeq dopri5"] = torchdiffeq_step(u0, t, truth)
+    except ImportError as err:
+        print(f"torchdiffeq skipped ({err})")
+    first = {}
+    for name, step in methods.items():            # compile and warm up
+        start = time.perf_counter()
+        first[name] = (step(), time.perf_counter() - start)
+        for _ in range(3):
+            step()
+    times = {name: [] for name in methods}
+    losses = {name: None for name in methods}
+    for _ in range(args.rounds):
+        for name, step in methods.items():
+            start = time.perf_counter()
+            losses[name] = step()
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["torchdiffeq dopri5"]) if "torchdiffeq dopri5" in times \
+        else None
+    print(f"\nLotka-Volterra UDE, loss + gradient + Adam step, rtol = atol = {RTOL}, "
+          f"{args.rounds} interleaved rounds")
+    print(f"{'method':26} {'median ms':>10} {'min ms':>9} {'vs torchdiffeq':>15} "
+          f"{'first loss':>12} {'first call s':>13}")
+    rows = []
+    for name in methods:
+        med, low = statistics.median(times[name]), min(times[name])
+        ratio = base / med if base else float("nan")
+        print(f"{name:26} {1e3 * med:10.3f} {1e3 * low:9.3f} {ratio:14.1f}x "
+              f"{first[name][0]:12.6f} {first[name][1]:13.2f}")
+        rows.append(dict(method=name, median_ms=1e3 * med, min_ms=1e3 * low,
+                         speedup_vs_torchdiffeq=ratio, first_loss=first[name][0],
+                         first_call_s=first[name][1], last_loss=losses[name]))
+    out = Path("benchmarks/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "numba_training.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
