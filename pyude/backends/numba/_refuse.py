@@ -45,7 +45,9 @@ def _model_reason(problem: ODEProblem, solver: AbstractSolver) -> str | None:
                 f"or parameters, or use backend='native'")
     from ._methods import needs_jacobian
     if needs_jacobian(solver) and compiled.jac_error:
-        return f"the model's Jacobian cannot be printed: {compiled.jac_error}"
+        return (f"the model's Jacobian cannot be printed, and {solver!r} needs it "
+                f"({compiled.jac_error}); use an explicit solver such as Tsit5(), or "
+                f"backend='native', whose stiff solvers differentiate f by autodiff")
     return None
 
 
