@@ -155,3 +155,13 @@ def test_second_process_compiles_nothing_and_a_new_source_is_a_new_entry(tmp_pat
     assert sum(changed["misses"].values()) == 3
     modules = [f for f in _files(tmp_path) if f.suffix == ".py"]
     assert len(modules) == 2
+
+
+def test_cache_folder_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYUDE_CACHE_DIR", str(tmp_path / "mine"))
+    assert _cache.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("PYUDE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _cache.cache_dir() == tmp_path / "xdg" / "pyude"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert _cache.cache_dir() == Path.home() / ".cache" / "pyude"
