@@ -10,7 +10,9 @@ from types import ModuleType
 
 import numpy as np
 import torch
+from numba import types
 from numba.core.types.function_type import WrapperAddressProtocol
+from numba.core.typing.typeof import typeof_impl
 from numba.experimental.function_type import _get_wrapper_address
 
 from ..._model import Params
@@ -24,20 +26,27 @@ _COMPILED: dict[tuple, "CompiledModel"] = {}
 
 
 class FunctionAddress(WrapperAddressProtocol):
-    """A compiled model function as the kernels take it: its address, looked up once.
-    Handing numba the dispatcher itself makes every call of a kernel type it and look the
-    address up again (about 0.1 ms for each of the three functions)."""
+    """A compiled function as the kernels take it: its address and its numba type, made
+    once. Handing numba the dispatcher itself makes every call of a kernel type it and look
+    the address up again (about 0.1 ms for each function); a plain address protocol object
+    gets a new `FunctionType` built on every call."""
 
     def __init__(self, dispatcher, signature):
         self._dispatcher = dispatcher             # keeps the code at the address alive
         self._signature = signature
         self._address = _get_wrapper_address(dispatcher, signature)
+        self.numba_type = types.FunctionType(signature)
 
     def __wrapper_address__(self) -> int:
         return self._address
 
     def signature(self):
         return self._signature
+
+
+@typeof_impl.register(FunctionAddress)
+def _typeof_function_address(value, context):
+    return value.numba_type
 
 
 @dataclass
