@@ -54,6 +54,7 @@ from ...solvers._base import AbstractSolver
 from ...symbolic import trace
 from . import _loop as lp
 from ._adjoint import erk_adjoint
+from ._adjoint_continuous import ADJOINT_SOURCE, all_dense_stages, pack_adjoint
 from ._adjoint_codegen import VJP_SIG, NetworkLayout, network_model_source, vjp_source
 from ._cache import load
 from ._model import CompiledModel, FunctionAddress, compile_model
@@ -107,6 +108,18 @@ class GradientModel:
     kind: str                 # "plain" or "network"
     param_names: list[str] | None = None     # a network model's physical parameters
     reads_t: bool = False
+    source: str = ""          # the module defining vjp (and, for a network, rhs, jac, dfdt)
+    _adjoint: tuple | None = None
+
+    @property
+    def adjoint_functions(self) -> tuple:
+        """rhs, jac, dfdt of the continuous adjoint system (compiled on first use)."""
+        if self._adjoint is None:
+            module = load(self.source + ADJOINT_SOURCE)
+            self._adjoint = (typed(FunctionAddress(module.adj_rhs, RHS_SIG)),
+                             typed(FunctionAddress(module.adj_jac, JAC_SIG)),
+                             typed(FunctionAddress(module.adj_dfdt, DFDT_SIG)))
+        return self._adjoint
 
 
 _GRAD_MODELS: dict[tuple, GradientModel] = {}
@@ -141,7 +154,7 @@ def _network_model(problem: ODEProblem) -> GradientModel:
              typed(FunctionAddress(module.jac, JAC_SIG)),
              typed(FunctionAddress(module.dfdt, DFDT_SIG))),
             typed(FunctionAddress(module.vjp, VJP_SIG)), "network", list(traced.param_names or []),
-            reads_t)
+            reads_t, source)
         _GRAD_MODELS[key] = model
     return model
 
@@ -152,10 +165,11 @@ def _plain_model(problem: ODEProblem) -> GradientModel:
     model = _GRAD_MODELS.get(key)
     if model is None:
         traced = trace(problem.f, problem.n_states, problem.p)
-        module = load(vjp_source(traced))
+        source = vjp_source(traced)
+        module = load(source)
         model = GradientModel(tuple(typed(f) for f in compiled.functions),
                               typed(FunctionAddress(module.vjp, VJP_SIG)),
-                              "plain", None, compiled.reads_t)
+                              "plain", None, compiled.reads_t, source)
         _GRAD_MODELS[key] = model
     return model
 
@@ -242,9 +256,11 @@ def needs_gradient(problem: ODEProblem) -> bool:
 class _Run:
     """One forward solve's arrays, kept for its backward pass."""
 
-    def __init__(self, model: GradientModel, method, inputs: tuple, has_saveat: bool):
+    def __init__(self, model: GradientModel, method, inputs: tuple, has_saveat: bool,
+                 continuous: "_Continuous | None" = None):
         self.model, self.method, self.inputs = model, method, inputs
         self.has_saveat = int(has_saveat)
+        self.continuous = continuous
         self.result = None
         self.p = None
 
@@ -256,6 +272,8 @@ class _Run:
         return self.result[1][:int(out[lp.OUT_NSAVED])].copy()
 
     def backward(self, g_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.continuous is not None:
+            return self.continuous.backward(self, g_us)
         ts, us, out, info, steps, step_u, step_f, step_k, families = self.result
         nsteps = int(out[lp.OUT_NSTEPS])
         tb = np.empty(nsteps + 1)
@@ -266,6 +284,86 @@ class _Run:
                            tb, step_u[:nsteps + 1], step_k[:nsteps], self.inputs[6],
                            self.has_saveat, np.ascontiguousarray(g_us, dtype=np.float64),
                            A, b, c, poly, exa, exc, flags)
+
+
+def _erk_dense(method) -> tuple[np.ndarray, int]:
+    """The explicit method's dense polynomial for the adjoint's u(t), and its stages."""
+    A, _b, _c, _e, poly, _xa, xc, _flags = method.erk
+    if poly.size == 0:
+        return np.zeros((0, 0)), A.shape[0]
+    return poly, A.shape[0]
+
+
+class _Continuous:
+    """The backward pass of a continuous adjoint: the adjoint system (`_adjoint_continuous`)
+    solved by the loop kernel with the forward method, from the last saved time back to t0,
+    interval by interval between saved times (where the loss's cotangents jump in)."""
+
+    def __init__(self, problem: ODEProblem, solver, options: LoopOptions, sensealg):
+        self.solver, self.options, self.sensealg = solver, options, sensealg
+        self.n = problem.n_states
+
+    def _options(self, t0: float, t1: float, size: int):
+        import dataclasses
+        o = self.options
+
+        def scalar(x):
+            return float(torch.as_tensor(x).min()) if isinstance(x, Tensor) else float(
+                np.min(x))
+        return dataclasses.replace(o, t0=t0, t1=t1, saveat=[t1], tstops=[], dense=False,
+                                   rtol=scalar(o.rtol), atol=scalar(o.atol), on_step=None)
+
+    def backward(self, run: _Run, g_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from types import SimpleNamespace
+
+        from ._backend import _inputs
+        ts, us, out, info, steps, step_u, step_f, step_k, families = run.result
+        if out[lp.OUT_RETCODE] != lp.RC_SUCCESS:
+            raise GradientNotSupported("the forward solve failed; no gradient of a failed "
+                                       "solve")
+        nsteps, nsaved = int(out[lp.OUT_NSTEPS]), int(out[lp.OUT_NSAVED])
+        n, k = self.n, run.p.shape[0]
+        stages = step_k[:nsteps]
+        epoly, s_erk = _erk_dense(run.method)
+        A, _b, _c, _e, _poly, xa, xc, flags = run.method.erk
+        if xc.shape[0] > 0 and lp.FAMILY_ERK in run.method.families:
+            # Vern7's interpolant needs stages the steps did not compute: all made here
+            # (read as rows of `stages`, s_erk = 0 marks it)
+            dense = all_dense_stages(run.model.functions[0], run.p, steps[:nsteps],
+                                     step_u[:nsteps + 1], step_f[:nsteps + 1], stages,
+                                     A.shape[0], flags, xa, xc)
+            if dense.shape[1] < stages.shape[1]:
+                pad = np.zeros((nsteps, stages.shape[1], self.n))
+                pad[:, :dense.shape[1]] = dense
+                dense = pad
+            if families[:nsteps].min() == lp.FAMILY_ERK:
+                stages, s_erk = np.ascontiguousarray(dense), 0
+            else:
+                epoly = np.zeros((0, 0))       # a switch: Hermite on its explicit steps
+        P = pack_adjoint(run.p, steps[:nsteps], step_u[:nsteps + 1], step_f[:nsteps + 1],
+                         stages, families, run.method.rosenbrock_dense,
+                         self.options.tdir, epoly, s_erk)
+        functions = run.model.adjoint_functions
+        shape = SimpleNamespace(n_states=n + k)
+        y = np.zeros(n + k)
+        t_cur = float(info[lp.INFO_T])
+        for j in range(nsaved - 1, -2, -1):
+            target = float(ts[j]) if j >= 0 else self.options.t0
+            if abs(target - t_cur) > lp.snap(target, t_cur):
+                o = self._options(t_cur, target, n + k)
+                inputs = tuple(typed(x) for x in _inputs(shape, run.method, o, False))
+                res = lp.solve_one(*functions, P, y, *inputs)
+                code = int(res[2][lp.OUT_RETCODE])
+                if code != lp.RC_SUCCESS:
+                    raise GradientNotSupported(
+                        f"the adjoint solve of {self.sensealg!r} failed from t={t_cur:.9g} "
+                        f"to t={target:.9g} (return code {code}); try tighter tolerances or "
+                        f"backend='native'")
+                y = res[1][int(res[2][lp.OUT_NSAVED]) - 1].copy()
+                t_cur = target
+            if j >= 0:
+                y[:n] += g_us[j]
+        return y[:n].copy(), y[n:].copy()
 
 
 class NumbaSolve(torch.autograd.Function):
@@ -287,22 +385,31 @@ class NumbaSolve(torch.autograd.Function):
         return None, None, gu, *grads
 
 
+def _is_continuous(sensealg) -> bool:
+    from ...sensitivity import GaussAdjoint, InterpolatingAdjoint, QuadratureAdjoint
+    return isinstance(sensealg, (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint))
+
+
 def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem) -> None:
     from ._methods import family_of
-    if sensealg is not None and not isinstance(sensealg, DirectAdjoint):
+    if sensealg is not None and not (isinstance(sensealg, DirectAdjoint)
+                                     or _is_continuous(sensealg)):
         raise GradientNotSupported(
-            f"sensealg={sensealg!r} is not compiled on the numba backend, which computes "
-            f"gradients with DirectAdjoint() (the discrete adjoint of the accepted steps); "
-            f"use sensealg=DirectAdjoint() or backend='native' for {sensealg!r}")
+            f"sensealg={sensealg!r} is not compiled on the numba backend, which has "
+            f"DirectAdjoint() (the discrete adjoint of the accepted steps, explicit methods) "
+            f"and InterpolatingAdjoint(), QuadratureAdjoint(), GaussAdjoint() (the adjoint "
+            f"ODE solved backwards with the forward method); use one of them or "
+            f"backend='native' for {sensealg!r}")
     if isinstance(sensealg, DirectAdjoint) and sensealg.checkpointing:
         raise GradientNotSupported(
             "DirectAdjoint(checkpointing=True) restarts the step-size sequence at every saved "
             "time on the torch backend; the numba backend keeps one sequence; use "
             "DirectAdjoint() or backend='native'")
-    if family_of(solver) != lp.FAMILY_ERK:
+    if not _is_continuous(sensealg) and family_of(solver) != lp.FAMILY_ERK:
         raise GradientNotSupported(
-            f"the numba backend differentiates explicit Runge-Kutta solves only; "
-            f"{solver!r} is not one; use backend='native' to differentiate it")
+            f"the numba backend's DirectAdjoint() differentiates explicit Runge-Kutta solves "
+            f"only; {solver!r} is not one; use sensealg=InterpolatingAdjoint() (or "
+            f"QuadratureAdjoint()) for it, or backend='native' for its DirectAdjoint()")
     if problem.batch_shape:
         raise GradientNotSupported(
             "the numba backend differentiates one trajectory at a time; solve the batch "
@@ -325,7 +432,9 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: Lo
     a network's weights (as `solve`'s options; `sensealg` as on the torch backend)."""
     from ._backend import _single_solution
     model, method, inputs = _prepared_run(problem, solver, options, sensealg)
-    run = _Run(model, method, inputs, options.saveat is not None)
+    continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
+        sensealg) else None
+    run = _Run(model, method, inputs, options.saveat is not None, continuous)
     tensors, kinds = param_tensors(problem, model)
     u = NumbaSolve.apply(run, kinds, problem.u0.reshape(-1).to(torch.float64), *tensors)
     sol = _single_solution(problem, solver, method, options, run.result)
@@ -340,10 +449,12 @@ def prepare(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,
     optimiser's updates are seen) and returns a tensor with their gradient."""
     model, method, inputs = _prepared_run(problem, solver, options, sensealg)
     has_saveat = options.saveat is not None
+    continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
+        sensealg) else None
 
     def solve(u0: Tensor | None = None) -> Tensor:
         u0 = problem.u0 if u0 is None else u0
-        run = _Run(model, method, inputs, has_saveat)
+        run = _Run(model, method, inputs, has_saveat, continuous)
         tensors, kinds = param_tensors(problem, model)
         return NumbaSolve.apply(run, kinds, u0.reshape(-1).to(torch.float64), *tensors)
     return solve
