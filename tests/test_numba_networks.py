@@ -133,3 +133,17 @@ def test_layers_outside_the_subset_are_named():
     prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
     reason = compiled_network_reason(prob)
     assert "ELU" in reason and "backend='native'" in reason
+
+
+@pytest.mark.parametrize("solver", [pyude.Rodas5P(), pyude.KenCarp4()], ids=repr)
+def test_a_ude_on_a_stiff_method_with_a_continuous_adjoint(solver):
+    # the network's Jacobian (for the stiff steps) and VJP (for the adjoint) compiled
+    ude = pyude.UDE(lv_ude, network(nn.Tanh()), dict(alpha=1.3, gamma=1.8), trainable=["alpha"])
+    prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
+    opts = _loop_options(prob, solver, TIMES, None, 1e-10, 1e-10, None, None, 100_000, None,
+                         None, None, None)
+    sol = solve_with_gradient(prob, solver, opts, pyude.InterpolatingAdjoint())
+    g1 = torch.autograd.grad((sol.u ** 2).sum(), list(ude.parameters()))
+    _, g2 = weight_grads(ude, pyude.solve, rtol=1e-10, atol=1e-10)
+    scale = max(float(g.abs().max()) for g in g2)
+    assert max(float((a - b).abs().max()) for a, b in zip(g1, g2)) < 1e-6 * scale
