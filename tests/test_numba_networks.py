@@ -147,3 +147,21 @@ def test_a_ude_on_a_stiff_method_with_a_continuous_adjoint(solver):
     _, g2 = weight_grads(ude, pyude.solve, rtol=1e-10, atol=1e-10)
     scale = max(float(g.abs().max()) for g in g2)
     assert max(float((a - b).abs().max()) for a, b in zip(g1, g2)) < 1e-6 * scale
+
+
+def test_network_functions_serve_the_loop_kernel_without_grad():
+    from pyude.backends.numba import _loop as lp
+    from pyude.backends.numba._backend import _inputs
+    from pyude.backends.numba._gradient import network_functions
+    from pyude.backends.numba._methods import pack_method
+    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), dict(alpha=1.3, gamma=1.8))
+    prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
+    solver = pyude.Tsit5()
+    opts = _loop_options(prob, solver, TIMES, None, 1e-8, 1e-8, None, None, 100_000, None,
+                         None, None, None)
+    functions, p = network_functions(prob)
+    result = lp.solve_one(*functions, p, prob.u0.numpy(),
+                          *_inputs(prob, pack_method(solver), opts, False))
+    with torch.no_grad():
+        ref = pyude.solve(prob, solver, saveat=TIMES, rtol=1e-8, atol=1e-8).u
+    np.testing.assert_allclose(result[1][:len(TIMES)], ref.numpy(), rtol=1e-7, atol=1e-9)

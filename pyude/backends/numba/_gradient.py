@@ -1,36 +1,52 @@
 """Gradients through numba solves, handed back to torch by one `torch.autograd.Function`
-whose forward is the compiled solve and whose backward is the compiled adjoint.
+(`NumbaSolve`) whose forward is the compiled solve and whose backward is a compiled adjoint.
 
 What is differentiable is what the torch backend differentiates (`param_spec`): `u0`, the
 tensors of `p`, and the weights of a network inside the model (a `NeuralODE`'s or `UDE`'s
-field; the network compiled by `_network`). All of them reach the kernels as two flat
-float64 vectors, u0 and p (physical parameters, then the network's weights in Lux order),
-built from the torch tensors differentiably, so autograd maps the flat gradient back onto
-every tensor.
+field, the network compiled by `_network`). The kernels see two flat float64 vectors, u0
+and p (physical parameters, then the network's weights in Lux order); the Function takes
+the torch tensors themselves, packs p without a graph and unpacks dL/dp onto each tensor.
 
 `sensealg` means what it means on the torch backend:
-- `DirectAdjoint()` (the default): the discrete adjoint of the accepted steps, equal to
-  backpropagation through the same steps up to round-off (explicit Runge-Kutta methods);
-- the continuous adjoints are not compiled yet, and are refused with a message naming
-  `backend="native"`, as are `DirectAdjoint()` on stiff methods, checkpointing, and
-  batches.
+- `DirectAdjoint()` (the default): the discrete adjoint of the accepted steps (`_adjoint`),
+  equal to backpropagation through the same steps up to round-off; explicit Runge-Kutta
+  methods. Memory is the forward dense output (every step's stages), not checkpointed.
+- `InterpolatingAdjoint()`, `QuadratureAdjoint()`, `GaussAdjoint()`: the adjoint ODE solved
+  backwards by the loop kernel with the forward method, stiff methods and switches included
+  (`_adjoint_continuous`). All three integrate dL/dp inside the adjoint system; they differ
+  on the torch backend only in how that integral is taken, so they agree here to the
+  tolerance.
+- Anything else (`BacksolveAdjoint()`, `DirectAdjoint(checkpointing=True)`, DirectAdjoint on
+  a stiff method) is refused with a message naming what to use instead, `backend='native'`
+  among it; so is a batch (one trajectory at a time for now).
 
-Hooks in the backend's front (`_backend.py`), not yet added there:
+Hooks the backend's front needs (files of the forward backend, not changed here):
 
-    # in `solve`, first line: inputs that require grad take the gradient path
+    # _backend.solve, first lines: inputs that require grad take the gradient path
     from ._gradient import needs_gradient, solve_with_gradient
     if needs_gradient(problem):
         return solve_with_gradient(problem, solver, options, sensealg)
 
-and in `_refuse._input_reason`, the requires-grad refusal goes (this module refuses what it
-cannot differentiate) and a `UDE`/`NeuralODE` field passes when `compiled_network_reason`
-returns None:
-
-    from ._gradient import compiled_network_reason
+    # _refuse._input_reason: drop the requires-grad refusal (this module refuses what it
+    # cannot differentiate, by name), and let a NeuralODE/UDE field through when its
+    # network compiles:
     if isinstance(problem.f, nn.Module):
+        from ._gradient import compiled_network_reason
         reason = compiled_network_reason(problem)
         if reason is not None:
             return reason
+    # _refuse._model_reason: for such a field, skip `compile_model` (which traces f
+    # without its network; compiled_network_reason has compiled it). _backend.solve, for a
+    # solve without grad:
+    if isinstance(problem.f, nn.Module):
+        from ._gradient import network_functions
+        functions, p_row = network_functions(problem)    # in place of compile_model's
+        params = p_row[None, :]                          # and pack_params'
+
+    # _model.FunctionAddress: the kernels' call overhead drops by about 100 us a solve when
+    # each address carries its numba type, made once (see `TypedAddress` here):
+    #     self.numba_type = types.FunctionType(signature)
+    # with `@typeof_impl.register(FunctionAddress)` returning `val.numba_type`.
 """
 
 from __future__ import annotations
@@ -195,6 +211,13 @@ def compiled_network_reason(problem: ODEProblem) -> str | None:
         return (f"the model does not trace to a compilable form ({type(err).__name__}: "
                 f"{err}); use backend='native'")
     return None
+
+
+def network_functions(problem: ODEProblem) -> tuple[tuple, np.ndarray]:
+    """For a solve without gradient of a NeuralODE/UDE field: (rhs, jac, dfdt) as the loop
+    kernel takes them, and p (physical parameters, then the weights) as one float64 row."""
+    model = gradient_model(problem)
+    return model.functions, _pack(*param_tensors(problem, model))
 
 
 def flat_params(problem: ODEProblem, model: GradientModel) -> Tensor:
