@@ -165,3 +165,24 @@ def test_network_functions_serve_the_loop_kernel_without_grad():
     with torch.no_grad():
         ref = pyude.solve(prob, solver, saveat=TIMES, rtol=1e-8, atol=1e-8).u
     np.testing.assert_allclose(result[1][:len(TIMES)], ref.numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_prepare_sees_the_optimisers_updates():
+    from pyude.backends.numba._gradient import prepare
+    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), dict(alpha=1.3, gamma=1.8),
+                    trainable=["alpha"])
+    prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
+    opts = _loop_options(prob, pyude.Tsit5(), TIMES, None, 1e-6, 1e-6, None, None, 100_000,
+                         None, None, None, None)
+    solve = prepare(prob, pyude.Tsit5(), opts)
+    opt = torch.optim.SGD(ude.parameters(), lr=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        u = solve()
+        (u ** 2).sum().backward()
+        opt.step()
+    fresh = solve_with_gradient(prob, pyude.Tsit5(), opts).u
+    torch.testing.assert_close(solve(), fresh, rtol=0, atol=0)
+    with torch.no_grad():
+        ref = pyude.solve(prob, pyude.Tsit5(), saveat=TIMES, rtol=1e-6, atol=1e-6).u
+    torch.testing.assert_close(fresh, ref, rtol=1e-7, atol=1e-9)

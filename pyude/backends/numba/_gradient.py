@@ -102,10 +102,17 @@ def _typeof_typed_address(val, c):
     return val.numba_type
 
 
+_TYPED: dict[int, tuple] = {}
+
+
 def typed(value):
-    """`value` as a `TypedAddress` when it is a function address, else unchanged."""
+    """`value` as a `TypedAddress` when it is a function address (one per address object,
+    kept), else unchanged."""
     if isinstance(value, WrapperAddressProtocol) and not isinstance(value, TypedAddress):
-        return TypedAddress(value)
+        hit = _TYPED.get(id(value))
+        if hit is None or hit[0] is not value:
+            hit = _TYPED[id(value)] = (value, TypedAddress(value))
+        return hit[1]
     return value
 
 
@@ -468,16 +475,18 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: Lo
 def prepare(problem: ODEProblem, solver: AbstractSolver, options: LoopOptions,
             sensealg: Any = None):
     """`solve(u0) -> saved states` for a training loop: the model, method and options are
-    packed once; each call reads the problem's parameters and network weights afresh (so an
-    optimiser's updates are seen) and returns a tensor with their gradient."""
+    packed once; each call reads the values of the problem's parameter tensors and network
+    weights (the same tensor objects, so an optimiser's in-place updates are seen) and
+    returns a tensor with their gradient."""
     model, method, inputs = _prepared_run(problem, solver, options, sensealg)
     has_saveat = options.saveat is not None
     continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
         sensealg) else None
 
+    tensors, kinds = param_tensors(problem, model)
+
     def solve(u0: Tensor | None = None) -> Tensor:
         u0 = problem.u0 if u0 is None else u0
         run = _Run(model, method, inputs, has_saveat, continuous)
-        tensors, kinds = param_tensors(problem, model)
         return NumbaSolve.apply(run, kinds, u0.reshape(-1).to(torch.float64), *tensors)
     return solve
