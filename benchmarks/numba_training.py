@@ -13,7 +13,8 @@ lr 1e-3. Each method trains its own copy of the same initial network. Rows:
 - torchdiffeq dopri5: `odeint` (backpropagation through its steps), `torch.set_num_threads(1)`;
 - pyude Tsit5 (native): the torch backend with DirectAdjoint, for scale.
 
-The methods run in turn, one iteration each per round, so machine load hits all alike; the
+The methods run in turn, one iteration each per round (the order rotated every round), so
+machine load hits all alike; then each method runs a block of iterations alone. The
 table gives the median time per iteration and each row's ratio to torchdiffeq.
 
     python benchmarks/numba_training.py [--rounds 40]
@@ -22,7 +23,6 @@ table gives the median time per iteration and each row's ratio to torchdiffeq.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import time
@@ -146,26 +146,37 @@ def main():
             step()
     times = {name: [] for name in methods}
     losses = {name: None for name in methods}
-    for _ in range(args.rounds):
-        for name, step in methods.items():
+    names = list(methods)
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:   # rotated each round
+            step = methods[name]
             start = time.perf_counter()
             losses[name] = step()
             times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["torchdiffeq dopri5"]) if "torchdiffeq dopri5" in times \
-        else None
+    # then each method alone, a block of iterations in a row (its caches stay warm)
+    blocks = {name: [] for name in methods}
+    for name in names:
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            methods[name]()
+            blocks[name].append(time.perf_counter() - start)
+    base = "torchdiffeq dopri5" if "torchdiffeq dopri5" in times else None
     print(f"\nLotka-Volterra UDE, loss + gradient + Adam step, rtol = atol = {RTOL}, "
-          f"{args.rounds} interleaved rounds")
-    print(f"{'method':26} {'median ms':>10} {'min ms':>9} {'vs torchdiffeq':>15} "
-          f"{'first loss':>12} {'first call s':>13}")
+          f"{args.rounds} interleaved rounds, then {args.rounds} iterations of each alone")
+    print(f"{'method':26} {'interleaved ms':>15} {'ratio':>7} {'alone ms':>9} {'ratio':>7} "
+          f"{'first loss':>11} {'first call s':>13}")
     rows = []
     for name in methods:
-        med, low = statistics.median(times[name]), min(times[name])
-        ratio = base / med if base else float("nan")
-        print(f"{name:26} {1e3 * med:10.3f} {1e3 * low:9.3f} {ratio:14.1f}x "
-              f"{first[name][0]:12.6f} {first[name][1]:13.2f}")
-        rows.append(dict(method=name, median_ms=1e3 * med, min_ms=1e3 * low,
-                         speedup_vs_torchdiffeq=ratio, first_loss=first[name][0],
-                         first_call_s=first[name][1], last_loss=losses[name]))
+        med, alone = statistics.median(times[name]), statistics.median(blocks[name])
+        ratio = statistics.median(times[base]) / med if base else float("nan")
+        ratio_alone = statistics.median(blocks[base]) / alone if base else float("nan")
+        print(f"{name:26} {1e3 * med:15.3f} {ratio:6.1f}x {1e3 * alone:9.3f} "
+              f"{ratio_alone:6.1f}x {first[name][0]:11.6f} {first[name][1]:13.2f}")
+        rows.append(dict(method=name, interleaved_median_ms=1e3 * med,
+                         interleaved_speedup_vs_torchdiffeq=ratio,
+                         alone_median_ms=1e3 * alone, alone_speedup_vs_torchdiffeq=ratio_alone,
+                         first_loss=first[name][0], first_call_s=first[name][1],
+                         last_loss=losses[name]))
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / "numba_training.json").write_text(json.dumps(rows, indent=2))
