@@ -205,8 +205,31 @@ def test_stiff_methods_checkpointing_and_batches_are_refused():
     with pytest.raises(GradientNotSupported, match="checkpointing"):
         numba_solve(prob, pyude.Tsit5(), pyude.DirectAdjoint(checkpointing=True),
                     saveat=SAVEAT)
-    batch = pyude.ODEProblem(pyude.problems.lotka_volterra,
-                             torch.ones(3, 2, dtype=torch.float64, requires_grad=True),
-                             (0.0, 4.0), dict(alpha=1.5, beta=1.0, gamma=3.0, delta=1.0))
-    with pytest.raises(GradientNotSupported, match="one trajectory"):
+    batch = pyude.ODEProblem(pyude.problems.lotka_volterra, torch.ones(3, 2, dtype=torch.float64),
+                             (0.0, 4.0), dict(alpha=torch.tensor([1.5, 1.4, 1.3]), beta=1.0,
+                                              gamma=3.0, delta=1.0))
+    with pytest.raises(GradientNotSupported, match="batched parameters"):
         numba_solve(batch, pyude.Tsit5(), saveat=SAVEAT)
+
+
+def test_a_batch_of_initial_states_sums_its_parameter_gradients():
+    def run(solve):
+        u0 = torch.tensor([[1.0, 1.0], [0.5, 2.0], [2.0, 0.3]], dtype=torch.float64,
+                          requires_grad=True)
+        a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+        prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
+                                dict(alpha=a, beta=1.0, gamma=3.0, delta=1.0))
+        sol = solve(prob)
+        assert sol.u.shape == (len(SAVEAT), 3, 2)
+        g = torch.autograd.grad(loss_of(sol.u), [u0, a])
+        return torch.cat([x.reshape(-1) for x in g])
+
+    kw = dict(saveat=SAVEAT, dt=0.05, adaptive=False)
+    g1 = run(lambda prob: numba_solve(prob, pyude.Tsit5(), **kw))
+    g2 = run(lambda prob: pyude.solve(prob, pyude.Tsit5(), **kw))
+    assert rel(g1, g2) < 1e-10
+    exact = dict(saveat=SAVEAT, rtol=1e-10, atol=1e-10)
+    g3 = run(lambda prob: numba_solve(prob, pyude.Rodas5P(), pyude.InterpolatingAdjoint(),
+                                      **exact))
+    g4 = run(lambda prob: pyude.solve(prob, pyude.Vern7(), **exact))
+    assert rel(g3, g4) < 1e-6

@@ -18,7 +18,10 @@ the torch tensors themselves, packs p without a graph and unpacks dL/dp onto eac
   tolerance.
 - Anything else (`BacksolveAdjoint()`, `DirectAdjoint(checkpointing=True)`, DirectAdjoint on
   a stiff method) is refused with a message naming what to use instead, `backend='native'`
-  among it; so is a batch (one trajectory at a time for now).
+  among it. A batch of initial states sharing p is differentiated trajectory by trajectory
+  (each with its own steps), the parameter gradients summed; batched parameters are
+  refused. The trajectories run one after another: the kernels hold the GIL, and a
+  parallel batch (the forward's `_batch` kernel with an adjoint per row) is not built.
 
 Hooks the backend's front needs (files of the forward backend, not changed here):
 
@@ -396,6 +399,30 @@ class _Continuous:
         return y[:n].copy(), y[n:].copy()
 
 
+class _BatchRun:
+    """A batch of initial states sharing p: each trajectory solved with its own steps and
+    differentiated by its own adjoint, the parameter gradients summed. (The trajectories run
+    one after another; the compiled kernels hold the GIL.)"""
+
+    def __init__(self, runs: list[_Run]):
+        self.runs = runs
+
+    def forward(self, u0: np.ndarray, p: np.ndarray) -> np.ndarray:
+        outs = [run.forward(row, p) for run, row in zip(self.runs, u0)]
+        if len({o.shape[0] for o in outs}) != 1:
+            raise GradientNotSupported("the trajectories of the batch saved different "
+                                       "numbers of states (one failed)")
+        return np.stack(outs, axis=1)
+
+    def backward(self, g_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gu0, gp = [], None
+        for b, run in enumerate(self.runs):
+            g0, g = run.backward(np.ascontiguousarray(g_us[:, b]))
+            gu0.append(g0)
+            gp = g if gp is None else gp + g
+        return np.stack(gu0), gp
+
+
 class NumbaSolve(torch.autograd.Function):
     """us = solve(u0, p) on the numba backend, p packed from `tensors` (as `param_tensors`
     lays them out); backward by the compiled adjoint, the gradient of p unpacked onto each
@@ -420,7 +447,8 @@ def _is_continuous(sensealg) -> bool:
     return isinstance(sensealg, (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint))
 
 
-def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem) -> None:
+def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem,
+            options: LoopOptions | None = None) -> None:
     from ._methods import family_of
     if sensealg is not None and not (isinstance(sensealg, DirectAdjoint)
                                      or _is_continuous(sensealg)):
@@ -441,15 +469,23 @@ def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem) -> None:
             f"only; {solver!r} is not one; use sensealg=InterpolatingAdjoint() (or "
             f"QuadratureAdjoint()) for it, or backend='native' for its DirectAdjoint()")
     if problem.batch_shape:
-        raise GradientNotSupported(
-            "the numba backend differentiates one trajectory at a time; solve the batch "
-            "on backend='native' or loop over its trajectories")
+        spec = param_spec(problem)
+        batched = (spec.kind == "tensor" and spec.p_tensors[0].ndim > 1) or (
+            spec.kind == "params" and any(x.ndim > 0 for x in spec.p_tensors))
+        if batched:
+            raise GradientNotSupported(
+                "the numba backend differentiates a batch of initial states sharing their "
+                "parameters; batched parameters need backend='native'")
+        if options is not None and options.saveat is None:
+            raise GradientNotSupported(
+                "a batch on the numba backend solves every trajectory with its own steps, so "
+                "they share no step times to save at; pass `saveat`")
 
 
 def _prepared_run(problem, solver, options, sensealg):
     from ._backend import _inputs
     from ._methods import pack_method
-    _refuse(sensealg, solver, problem)
+    _refuse(sensealg, solver, problem, options)
     model = gradient_model(problem)
     method = pack_method(solver)
     inputs = tuple(typed(x) for x in _inputs(problem, method, options, True))
@@ -460,15 +496,30 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: Lo
                         sensealg: Any = None) -> Solution:
     """A numba solve whose saved states `sol.u` carry a gradient to u0, the tensors of p and
     a network's weights (as `solve`'s options; `sensealg` as on the torch backend)."""
-    from ._backend import _single_solution
+    from ._backend import _batch_solution, _single_solution
     model, method, inputs = _prepared_run(problem, solver, options, sensealg)
     continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
         sensealg) else None
-    run = _Run(model, method, inputs, options.saveat is not None, continuous)
     tensors, kinds = param_tensors(problem, model)
-    u = NumbaSolve.apply(run, kinds, problem.u0.reshape(-1).to(torch.float64), *tensors)
-    sol = _single_solution(problem, solver, method, options, run.result)
-    sol.u = u
+    has_saveat = options.saveat is not None
+    if not problem.batch_shape:
+        run = _Run(model, method, inputs, has_saveat, continuous)
+        u = NumbaSolve.apply(run, kinds, problem.u0.reshape(-1).to(torch.float64), *tensors)
+        sol = _single_solution(problem, solver, method, options, run.result)
+        sol.u = u
+        return sol
+    n = problem.n_states
+    u0 = problem.u0.reshape(-1, n).to(torch.float64)
+    batch = _BatchRun([_Run(model, method, inputs, has_saveat, continuous)
+                       for _ in range(u0.shape[0])])
+    u = NumbaSolve.apply(batch, kinds, u0, *tensors)
+    results = [run.result for run in batch.runs]
+    saved = u.shape[0]
+    us = np.stack([r[1][:saved] for r in results])
+    outs = np.stack([r[2] for r in results])
+    infos = np.stack([r[3] for r in results])
+    sol = _batch_solution(problem, solver, options, us, outs, infos)
+    sol.u = u.reshape(saved, *problem.batch_shape, n)
     return sol
 
 
