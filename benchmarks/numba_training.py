@@ -17,14 +17,21 @@ The methods run in turn, one iteration each per round (the order rotated every r
 machine load hits all alike; then each method runs a block of iterations alone. The
 table gives the median time per iteration and each row's ratio to torchdiffeq.
 
+A second table runs the spiral neural ODE of torchdiffeq's ode_demo (2-50-2 tanh on y^3,
+batches of 20 windows of 10 points, rtol 1e-6, atol 1e-8): numba solves each window as its
+own trajectory (float64, one after another), torchdiffeq the whole batch at once with shared
+steps (float32 as ode_demo, and float64).
+
     python benchmarks/numba_training.py [--rounds 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +41,8 @@ from torch import nn
 import pyude
 from pyude._solve import _loop_options
 from pyude.backends.numba._gradient import prepare, solve_with_gradient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RTOL = ATOL = 1e-6
 
@@ -122,6 +131,96 @@ def torchdiffeq_step(u0, t, truth):
     return step
 
 
+def spiral_model(u, p, t, nn):
+    return nn([u[0] ** 3, u[1] ** 3])
+
+
+def spiral_steps(dtype_td):
+    """The spiral neural ODE of torchdiffeq's ode_demo (`benchmarks/training.py`'s case 1):
+    2-50-2 tanh on y^3, batches of 20 windows of 10 points, rtol 1e-6, atol 1e-8. numba
+    computes in float64; torchdiffeq runs in `dtype_td` (float32 as ode_demo)."""
+    from spiral import ODEFunc, get_batch, make_data
+    t, true_y = make_data(torch.float64)
+    torch.manual_seed(0)
+    func = ODEFunc()
+    steps = {}
+
+    # numba: a UDE whose network reads y^3; the batch's windows share their times
+    ude = pyude.UDE(spiral_model, copy.deepcopy(func.net).double())
+    opt = torch.optim.Adam(ude.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    solver = pyude.Tsit5()
+
+    def numba():
+        y0, bt, by = get_batch(t, true_y, gen)
+        opt.zero_grad()
+        prob = pyude.ODEProblem(ude.field, y0, (float(bt[0]), float(bt[-1])))
+        o = _loop_options(prob, solver, bt.tolist(), None, 1e-6, 1e-8, None, None, 100_000,
+                          None, None, None, None)
+        loss = (solve_with_gradient(prob, solver, o).u - by).abs().mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    steps["numba Tsit5 (spiral, float64)"] = numba
+
+    from torchdiffeq import odeint
+    for dtype in dtype_td:
+        f = copy.deepcopy(func).to(dtype)
+        opt_td = torch.optim.Adam(f.parameters(), lr=1e-3)
+        gen_td = torch.Generator().manual_seed(0)
+        t_td, y_td = t.to(dtype), true_y.to(dtype)
+
+        def td(f=f, opt_td=opt_td, gen_td=gen_td, t_td=t_td, y_td=y_td):
+            y0, bt, by = get_batch(t_td, y_td, gen_td)
+            opt_td.zero_grad()
+            loss = (odeint(f, y0, bt, rtol=1e-6, atol=1e-8, method="dopri5") - by).abs().mean()
+            loss.backward()
+            opt_td.step()
+            return loss.item()
+        steps[f"torchdiffeq dopri5 (spiral, {str(dtype).split('.')[-1]})"] = td
+    return steps
+
+
+def table(title: str, methods: dict, base: str, rounds: int) -> list[dict]:
+    first = {}
+    for name, step in methods.items():            # compile and warm up
+        start = time.perf_counter()
+        first[name] = (step(), time.perf_counter() - start)
+        for _ in range(3):
+            step()
+    times = {name: [] for name in methods}
+    losses = {name: None for name in methods}
+    names = list(methods)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:   # rotated each round
+            start = time.perf_counter()
+            losses[name] = methods[name]()
+            times[name].append(time.perf_counter() - start)
+    # then each method alone, a block of iterations in a row (its caches stay warm)
+    blocks = {name: [] for name in methods}
+    for name in names:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            methods[name]()
+            blocks[name].append(time.perf_counter() - start)
+    print(f"\n{title}: {rounds} interleaved rounds, then {rounds} iterations of each alone; "
+          f"ratios against {base}")
+    print(f"{'method':34} {'interleaved ms':>15} {'ratio':>7} {'alone ms':>9} {'ratio':>7} "
+          f"{'first loss':>11} {'first call s':>13}")
+    rows = []
+    for name in methods:
+        med, alone = statistics.median(times[name]), statistics.median(blocks[name])
+        ratio = statistics.median(times[base]) / med
+        ratio_alone = statistics.median(blocks[base]) / alone
+        print(f"{name:34} {1e3 * med:15.3f} {ratio:6.1f}x {1e3 * alone:9.3f} "
+              f"{ratio_alone:6.1f}x {first[name][0]:11.6f} {first[name][1]:13.2f}")
+        rows.append(dict(method=name, interleaved_median_ms=1e3 * med,
+                         interleaved_speedup=ratio, alone_median_ms=1e3 * alone,
+                         alone_speedup=ratio_alone, first_loss=first[name][0],
+                         first_call_s=first[name][1], last_loss=losses[name]))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=40)
@@ -133,53 +232,18 @@ def main():
         "numba DP5": numba_step(pyude.DP5(), u0, t, truth),
         "numba Tsit5 (prepared)": numba_step(pyude.Tsit5(), u0, t, truth, prepared=True),
         "pyude Tsit5 (native)": native_step(u0, t, truth),
+        "torchdiffeq dopri5": torchdiffeq_step(u0, t, truth),
     }
-    try:
-        methods["torchdiffeq dopri5"] = torchdiffeq_step(u0, t, truth)
-    except ImportError as err:
-        print(f"torchdiffeq skipped ({err})")
-    first = {}
-    for name, step in methods.items():            # compile and warm up
-        start = time.perf_counter()
-        first[name] = (step(), time.perf_counter() - start)
-        for _ in range(3):
-            step()
-    times = {name: [] for name in methods}
-    losses = {name: None for name in methods}
-    names = list(methods)
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:   # rotated each round
-            step = methods[name]
-            start = time.perf_counter()
-            losses[name] = step()
-            times[name].append(time.perf_counter() - start)
-    # then each method alone, a block of iterations in a row (its caches stay warm)
-    blocks = {name: [] for name in methods}
-    for name in names:
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            methods[name]()
-            blocks[name].append(time.perf_counter() - start)
-    base = "torchdiffeq dopri5" if "torchdiffeq dopri5" in times else None
-    print(f"\nLotka-Volterra UDE, loss + gradient + Adam step, rtol = atol = {RTOL}, "
-          f"{args.rounds} interleaved rounds, then {args.rounds} iterations of each alone")
-    print(f"{'method':26} {'interleaved ms':>15} {'ratio':>7} {'alone ms':>9} {'ratio':>7} "
-          f"{'first loss':>11} {'first call s':>13}")
-    rows = []
-    for name in methods:
-        med, alone = statistics.median(times[name]), statistics.median(blocks[name])
-        ratio = statistics.median(times[base]) / med if base else float("nan")
-        ratio_alone = statistics.median(blocks[base]) / alone if base else float("nan")
-        print(f"{name:26} {1e3 * med:15.3f} {ratio:6.1f}x {1e3 * alone:9.3f} "
-              f"{ratio_alone:6.1f}x {first[name][0]:11.6f} {first[name][1]:13.2f}")
-        rows.append(dict(method=name, interleaved_median_ms=1e3 * med,
-                         interleaved_speedup_vs_torchdiffeq=ratio,
-                         alone_median_ms=1e3 * alone, alone_speedup_vs_torchdiffeq=ratio_alone,
-                         first_loss=first[name][0], first_call_s=first[name][1],
-                         last_loss=losses[name]))
+    results = {"lotka_volterra_ude": table(
+        f"Lotka-Volterra UDE, loss + gradient + Adam step, rtol = atol = {RTOL}", methods,
+        "torchdiffeq dopri5", args.rounds)}
+    results["spiral"] = table(
+        "Spiral neural ODE (batch of 20 windows), loss + gradient + Adam step",
+        spiral_steps([torch.float32, torch.float64]), "torchdiffeq dopri5 (spiral, float32)",
+        max(10, args.rounds // 4))
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "numba_training.json").write_text(json.dumps(rows, indent=2))
+    (out / "numba_training.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
