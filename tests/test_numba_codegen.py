@@ -165,3 +165,15 @@ def test_cache_folder_from_the_environment(monkeypatch, tmp_path):
     assert _cache.cache_dir() == tmp_path / "xdg" / "pyude"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert _cache.cache_dir() == Path.home() / ".cache" / "pyude"
+
+
+def test_kernels_are_stamped_with_the_whole_package(tmp_path):
+    """A cached kernel is invalidated when any module of the backend changes, not only its
+    own file (numba's rule), so it never keeps an older copy of a function it calls."""
+    from pyude.backends.numba import _loop, _stamp
+    assert isinstance(_loop.solve_one._cache._impl.locator, _stamp.PackageStampLocator)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 1\n")
+    before = _stamp.package_stamp(tmp_path)
+    (tmp_path / "b.py").write_text("y = 2\n")
+    assert _stamp.package_stamp(tmp_path) != before

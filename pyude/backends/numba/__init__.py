@@ -7,6 +7,10 @@ as a plain function, with `solve`'s validated options.
 
 from __future__ import annotations
 
+from ._stamp import install as _install_stamp
+
+_install_stamp()        # before any kernel module is imported (see `_stamp`)
+
 from ._backend import NotCompilableError as NotCompilableError
 from ._backend import solve as solve
 from ._backend import solve_problem as solve_problem
