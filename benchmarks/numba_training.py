@@ -51,7 +51,7 @@ def lv_data():
     t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
     u0 = torch.tensor([0.44249296, 4.6280594], dtype=torch.float64)
     truth = pyude.solve(pyude.problems.lotka_volterra_problem(
-        u0=u0, tspan=(0.0, 3.0), p=dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
+        u0=u0, tspan=(0.0, 3.0), p={"alpha": 1.3, "beta": 0.9, "gamma": 1.8, "delta": 0.8}),
         pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
     return u0, t, truth
 
@@ -214,10 +214,10 @@ def table(title: str, methods: dict, base: str, rounds: int) -> list[dict]:
         ratio_alone = statistics.median(blocks[base]) / alone
         print(f"{name:34} {1e3 * med:15.3f} {ratio:6.1f}x {1e3 * alone:9.3f} "
               f"{ratio_alone:6.1f}x {first[name][0]:11.6f} {first[name][1]:13.2f}")
-        rows.append(dict(method=name, interleaved_median_ms=1e3 * med,
-                         interleaved_speedup=ratio, alone_median_ms=1e3 * alone,
-                         alone_speedup=ratio_alone, first_loss=first[name][0],
-                         first_call_s=first[name][1], last_loss=losses[name]))
+        rows.append({"method": name, "interleaved_median_ms": 1e3 * med,
+                         "interleaved_speedup": ratio, "alone_median_ms": 1e3 * alone,
+                         "alone_speedup": ratio_alone, "first_loss": first[name][0],
+                         "first_call_s": first[name][1], "last_loss": losses[name]})
     return rows
 
 

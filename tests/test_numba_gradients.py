@@ -6,9 +6,9 @@ differentiate. One compiled model (Lotka-Volterra with named parameters) serves 
 import numpy as np
 import pytest
 import torch
+from helpers import EXPLICIT, ids
 
 import pyude
-from helpers import EXPLICIT, ids
 from pyude._solve import _loop_options
 from pyude.backends.numba._gradient import GradientNotSupported, solve_with_gradient
 
@@ -27,7 +27,7 @@ def problem(alpha, u0=(1.0, 1.0), tspan=(0.0, 4.0)):
     u0 = torch.tensor(u0, dtype=torch.float64, requires_grad=True)
     a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
     b = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
-    p = dict(alpha=a, beta=b, gamma=3.0, delta=1.0)
+    p = {"alpha": a, "beta": b, "gamma": 3.0, "delta": 1.0}
     return pyude.ODEProblem(pyude.problems.lotka_volterra, u0, tspan, p), [u0, a, b]
 
 
@@ -49,7 +49,7 @@ def rel(a, b):
 @pytest.mark.parametrize("entry", EXPLICIT, ids=ids(EXPLICIT))
 def test_discrete_adjoint_equals_direct_adjoint_through_the_same_steps(entry):
     # fixed steps: both backends take exactly the same steps; saves fall inside steps
-    kw = dict(saveat=[0.0, 0.33, 1.0, 2.71, 4.0], dt=0.05, adaptive=False)
+    kw = {"saveat": [0.0, 0.33, 1.0, 2.71, 4.0], "dt": 0.05, "adaptive": False}
     l1, g1 = gradient(lambda prob, **k: numba_solve(prob, entry.solver, **k), **kw)
     l2, g2 = gradient(lambda prob, **k: pyude.solve(prob, entry.solver, **k), **kw)
     assert abs(l1 - l2) <= 1e-12 * abs(l2)
@@ -63,7 +63,7 @@ ADAPTIVE_EXPLICIT = [e for e in EXPLICIT if e.solver.adaptive]
 @pytest.mark.parametrize("saveat", [SAVEAT, None], ids=["saveat", "every-step"])
 def test_adaptive_gradient_matches_direct_adjoint(entry, saveat):
     # the two backends' adaptive steps agree to round-off amplified by the controller
-    kw = dict(saveat=saveat, rtol=1e-6, atol=1e-8, tstops=[1.7])
+    kw = {"saveat": saveat, "rtol": 1e-6, "atol": 1e-8, "tstops": [1.7]}
     l1, g1 = gradient(lambda prob, **k: numba_solve(prob, entry.solver, **k), **kw)
     l2, g2 = gradient(lambda prob, **k: pyude.solve(prob, entry.solver, **k), **kw)
     assert abs(l1 - l2) <= 1e-8 * abs(l2)
@@ -73,14 +73,14 @@ def test_adaptive_gradient_matches_direct_adjoint(entry, saveat):
 @pytest.mark.parametrize("entry", ADAPTIVE_EXPLICIT, ids=ids(ADAPTIVE_EXPLICIT))
 @pytest.mark.parametrize("sensealg", [None, pyude.DirectAdjoint()], ids=["default", "direct"])
 def test_gradient_matches_central_differences(entry, sensealg):
-    kw = dict(saveat=SAVEAT, rtol=1e-11, atol=1e-11)
+    kw = {"saveat": SAVEAT, "rtol": 1e-11, "atol": 1e-11}
     _, g = gradient(lambda prob, **k: numba_solve(prob, entry.solver, sensealg, **k), **kw)
     h = 1e-5
 
     def loss(u0, alpha, beta):
         prob = pyude.ODEProblem(pyude.problems.lotka_volterra,
                                 torch.tensor(u0, dtype=torch.float64), (0.0, 4.0),
-                                dict(alpha=alpha, beta=beta, gamma=3.0, delta=1.0))
+                                {"alpha": alpha, "beta": beta, "gamma": 3.0, "delta": 1.0})
         with torch.no_grad():
             return loss_of(numba_solve(prob, entry.solver, **kw).u).item()
 
@@ -105,7 +105,7 @@ def test_a_tensor_p_and_a_time_dependent_model():
         sol = solve(pyude.ODEProblem(forced, u0, (0.0, 5.0), p))
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_of(sol.u), [u0, p])])
 
-    kw = dict(saveat=SAVEAT, dt=0.01, adaptive=False)
+    kw = {"saveat": SAVEAT, "dt": 0.01, "adaptive": False}
     g1 = run(lambda prob: numba_solve(prob, pyude.Vern7(), **kw))
     g2 = run(lambda prob: pyude.solve(prob, pyude.Vern7(), **kw))
     assert rel(g1, g2) < 1e-10
@@ -139,7 +139,7 @@ CONTINUOUS_CASES = [(pyude.Tsit5(), s) for s in CONTINUOUS] + [
 @pytest.mark.parametrize("solver, sensealg", CONTINUOUS_CASES,
                          ids=[f"{a!r}-{b!r}" for a, b in CONTINUOUS_CASES])
 def test_continuous_adjoints_match_the_torch_backend(solver, sensealg):
-    kw = dict(saveat=SAVEAT, rtol=1e-10, atol=1e-10)
+    kw = {"saveat": SAVEAT, "rtol": 1e-10, "atol": 1e-10}
     _, g1 = gradient(lambda prob, **k: numba_solve(prob, solver, sensealg, **k), **kw)
     _, g2 = gradient(lambda prob, **k: pyude.solve(prob, pyude.Vern7(), **k), **kw)
     assert rel(g1, g2) < 1e-6
@@ -162,7 +162,7 @@ def stiff_case(name, values):
         return prob, list(ps.values()), weights, [0.0, 0.4, 4.0, 40.0]
     u0 = torch.tensor([2.0, 0.0], dtype=torch.float64, requires_grad=True)
     mu = torch.tensor(values[0], dtype=torch.float64, requires_grad=True)
-    prob = pyude.ODEProblem(pyude.problems.van_der_pol, u0, (0.0, 2.0), dict(mu=mu))
+    prob = pyude.ODEProblem(pyude.problems.van_der_pol, u0, (0.0, 2.0), {"mu": mu})
     return prob, [u0, mu], torch.ones(2, dtype=torch.float64), [0.0, 0.5, 1.0, 2.0]
 
 
@@ -175,7 +175,7 @@ STIFF_CASES = {"rober": [np.log(0.04), np.log(3e7), np.log(1e4)], "vdpol": [100.
 @pytest.mark.parametrize("name", list(STIFF_CASES))
 def test_continuous_adjoint_on_stiff_problems_matches_central_differences(name, solver,
                                                                           sensealg):
-    kw = dict(rtol=1e-10, atol=1e-12)
+    kw = {"rtol": 1e-10, "atol": 1e-12}
     values = STIFF_CASES[name]
     prob, leaves, weights, saveat = stiff_case(name, values)
     sol = numba_solve(prob, solver, sensealg, saveat=saveat, **kw)
@@ -206,8 +206,8 @@ def test_stiff_methods_checkpointing_and_batches_are_refused():
         numba_solve(prob, pyude.Tsit5(), pyude.DirectAdjoint(checkpointing=True),
                     saveat=SAVEAT)
     batch = pyude.ODEProblem(pyude.problems.lotka_volterra, torch.ones(3, 2, dtype=torch.float64),
-                             (0.0, 4.0), dict(alpha=torch.tensor([1.5, 1.4, 1.3]), beta=1.0,
-                                              gamma=3.0, delta=1.0))
+                             (0.0, 4.0), {"alpha": torch.tensor([1.5, 1.4, 1.3]), "beta": 1.0,
+                                              "gamma": 3.0, "delta": 1.0})
     with pytest.raises(GradientNotSupported, match="batched parameters"):
         numba_solve(batch, pyude.Tsit5(), saveat=SAVEAT)
 
@@ -218,17 +218,17 @@ def test_a_batch_of_initial_states_sums_its_parameter_gradients():
                           requires_grad=True)
         a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
         prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
-                                dict(alpha=a, beta=1.0, gamma=3.0, delta=1.0))
+                                {"alpha": a, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
         sol = solve(prob)
         assert sol.u.shape == (len(SAVEAT), 3, 2)
         g = torch.autograd.grad(loss_of(sol.u), [u0, a])
         return torch.cat([x.reshape(-1) for x in g])
 
-    kw = dict(saveat=SAVEAT, dt=0.05, adaptive=False)
+    kw = {"saveat": SAVEAT, "dt": 0.05, "adaptive": False}
     g1 = run(lambda prob: numba_solve(prob, pyude.Tsit5(), **kw))
     g2 = run(lambda prob: pyude.solve(prob, pyude.Tsit5(), **kw))
     assert rel(g1, g2) < 1e-10
-    exact = dict(saveat=SAVEAT, rtol=1e-10, atol=1e-10)
+    exact = {"saveat": SAVEAT, "rtol": 1e-10, "atol": 1e-10}
     g3 = run(lambda prob: numba_solve(prob, pyude.Rodas5P(), pyude.InterpolatingAdjoint(),
                                       **exact))
     g4 = run(lambda prob: pyude.solve(prob, pyude.Vern7(), **exact))

@@ -10,8 +10,15 @@ from torch import nn
 import pyude
 from pyude._solve import _loop_options
 from pyude.backends.numba._gradient import compiled_network_reason, solve_with_gradient
-from pyude.backends.numba._network import (NetworkNotCompilable, layer_spec, lux_flat,
-                                           mlp_forward, mlp_jacobian, mlp_vjp, n_activations)
+from pyude.backends.numba._network import (
+    NetworkNotCompilable,
+    layer_spec,
+    lux_flat,
+    mlp_forward,
+    mlp_jacobian,
+    mlp_vjp,
+    n_activations,
+)
 
 ACTIVATIONS = [pyude.nn.RBF(), nn.Tanh(), nn.ReLU(), nn.Sigmoid(), nn.Softplus(), nn.GELU(),
                nn.GELU(approximate="tanh"), nn.Identity()]
@@ -73,8 +80,8 @@ def weight_grads(ude, solve, **kw):
 
 @pytest.mark.parametrize("act", [pyude.nn.RBF(), nn.GELU()], ids=repr)
 def test_ude_weight_gradients_equal_torch_autograd(act):
-    ude = pyude.UDE(lv_ude, network(act), dict(alpha=1.3, gamma=1.8), trainable=["alpha"])
-    for kw, tol in [(dict(dt=0.05, adaptive=False), 1e-10), (dict(rtol=1e-6), 1e-6)]:
+    ude = pyude.UDE(lv_ude, network(act), {"alpha": 1.3, "gamma": 1.8}, trainable=["alpha"])
+    for kw, tol in [({"dt": 0.05, "adaptive": False}, 1e-10), ({"rtol": 1e-6}, 1e-6)]:
         l1, g1 = weight_grads(ude, solve_numba, **kw)
         l2, g2 = weight_grads(ude, pyude.solve, **kw)
         assert abs(l1 - l2) <= tol * abs(l2)
@@ -96,7 +103,7 @@ def test_neural_ode_field_compiles():
 
 
 def train(backend, steps=5):
-    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF(), seed=1), dict(alpha=1.3, gamma=1.8),
+    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF(), seed=1), {"alpha": 1.3, "gamma": 1.8},
                     trainable=["alpha"])
     truth = torch.linspace(0.5, 2.0, 31, dtype=torch.float64)[:, None].expand(31, 2)
     opt = torch.optim.Adam(ude.parameters(), lr=1e-2)
@@ -129,7 +136,7 @@ def test_layers_outside_the_subset_are_named():
     with pytest.raises(NetworkNotCompilable, match="nn.Sequential"):
         layer_spec(nn.Linear(2, 2))
     ude = pyude.UDE(lv_ude, nn.Sequential(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 2)).double(),
-                    dict(alpha=1.3, gamma=1.8))
+                    {"alpha": 1.3, "gamma": 1.8})
     prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
     reason = compiled_network_reason(prob)
     assert "ELU" in reason and "backend='native'" in reason
@@ -138,7 +145,7 @@ def test_layers_outside_the_subset_are_named():
 @pytest.mark.parametrize("solver", [pyude.Rodas5P(), pyude.KenCarp4()], ids=repr)
 def test_a_ude_on_a_stiff_method_with_a_continuous_adjoint(solver):
     # the network's Jacobian (for the stiff steps) and VJP (for the adjoint) compiled
-    ude = pyude.UDE(lv_ude, network(nn.Tanh()), dict(alpha=1.3, gamma=1.8), trainable=["alpha"])
+    ude = pyude.UDE(lv_ude, network(nn.Tanh()), {"alpha": 1.3, "gamma": 1.8}, trainable=["alpha"])
     prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
     opts = _loop_options(prob, solver, TIMES, None, 1e-10, 1e-10, None, None, 100_000, None,
                          None, None, None)
@@ -154,7 +161,7 @@ def test_network_functions_serve_the_loop_kernel_without_grad():
     from pyude.backends.numba._backend import _inputs
     from pyude.backends.numba._gradient import network_functions
     from pyude.backends.numba._methods import pack_method
-    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), dict(alpha=1.3, gamma=1.8))
+    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), {"alpha": 1.3, "gamma": 1.8})
     prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
     solver = pyude.Tsit5()
     opts = _loop_options(prob, solver, TIMES, None, 1e-8, 1e-8, None, None, 100_000, None,
@@ -169,7 +176,7 @@ def test_network_functions_serve_the_loop_kernel_without_grad():
 
 def test_prepare_sees_the_optimisers_updates():
     from pyude.backends.numba._gradient import prepare
-    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), dict(alpha=1.3, gamma=1.8),
+    ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), {"alpha": 1.3, "gamma": 1.8},
                     trainable=["alpha"])
     prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))
     opts = _loop_options(prob, pyude.Tsit5(), TIMES, None, 1e-6, 1e-6, None, None, 100_000,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +67,7 @@ class NetworkLayout:
     offset: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def helper_stamp() -> str:
     """A hash of the modules whose compiled functions the generated code calls. numba caches
     a generated function with the code of what it calls and does not look at those files
@@ -209,8 +209,8 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
     source = "\n".join([
         *_header(["from pyude.backends.numba._types import DFDT_SIG, JAC_SIG, RHS_SIG",
                   "from pyude.backends.numba._adjoint_codegen import VJP_SIG",
-                  "from pyude.backends.numba._network import mlp_forward, mlp_jacobian, "
-                  "mlp_vjp"]),
+                  ("from pyude.backends.numba._network import mlp_forward, mlp_jacobian, "
+                  "mlp_vjp")]),
         f"SPEC = np.array([{spec_rows}], dtype=np.int64)", "", "",
         *[helpers[h] + "\n" for h in sorted(helpers)],
         "@njit(RHS_SIG, cache=True)", "def rhs(t, u, p, out):", *rhs, "", "",

@@ -24,9 +24,8 @@ import numpy as np
 from numba import njit, types
 
 from ._erk import erk_dense_stages
-from ._types import CUBE, IVEC, MAT, RHS_FN, VEC
-
 from ._loop import FAMILY_ERK, FAMILY_ROSENBROCK, _stiff_interpolate
+from ._types import CUBE, IVEC, MAT, RHS_FN, VEC
 
 # the header of P
 H_N, H_K, H_NSTEPS, H_WIDTH, H_RROWS, H_RDEG, H_TDIR, H_EROWS, H_EDEG, H_ES = range(10)
@@ -147,7 +146,7 @@ def _views(P):
 def forward_state(t, P, ut):
     """u(t) from the forward solve's dense output (the step containing t, continued a
     little past either end)."""
-    n, k, p, table, us, fs, stages, rpoly, epoly = _views(P)
+    n, _k, _p, table, us, fs, stages, rpoly, epoly = _views(P)
     tdir = P[H_TDIR]
     nsteps = table.shape[0]
     lo, hi = 0, nsteps - 1

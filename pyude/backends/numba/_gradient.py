@@ -73,11 +73,11 @@ from ...solvers._base import AbstractSolver
 from ...symbolic import trace
 from . import _loop as lp
 from ._adjoint import erk_adjoint
-from ._adjoint_continuous import ADJOINT_SOURCE, all_dense_stages, pack_adjoint
 from ._adjoint_codegen import VJP_SIG, NetworkLayout, network_model_source, vjp_source
+from ._adjoint_continuous import ADJOINT_SOURCE, all_dense_stages, pack_adjoint
 from ._cache import load
 from ._model import CompiledModel, FunctionAddress, compile_model
-from ._network import NetworkNotCompilable, layer_spec, lux_flat, n_weights
+from ._network import NetworkNotCompilable, layer_spec
 from ._types import DFDT_SIG, JAC_SIG, RHS_SIG
 
 
@@ -217,7 +217,7 @@ def compiled_network_reason(problem: ODEProblem) -> str | None:
         gradient_model(problem)
     except NetworkNotCompilable as err:
         return f"{err}; it trains on backend='native'"
-    except Exception as err:        # any failure to trace or print is a reason
+    except Exception as err:  # noqa: BLE001 (any failure to trace or print is a reason)
         return (f"the model does not trace to a compilable form ({type(err).__name__}: "
                 f"{err}); use backend='native'")
     return None
@@ -290,7 +290,7 @@ class _Run:
     """One forward solve's arrays, kept for its backward pass."""
 
     def __init__(self, model: GradientModel, method, inputs: tuple, has_saveat: bool,
-                 continuous: "_Continuous | None" = None):
+                 continuous: _Continuous | None = None):
         self.model, self.method, self.inputs = model, method, inputs
         self.has_saveat = int(has_saveat)
         self.continuous = continuous
@@ -307,7 +307,7 @@ class _Run:
     def backward(self, g_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.continuous is not None:
             return self.continuous.backward(self, g_us)
-        ts, us, out, info, steps, step_u, step_f, step_k, families = self.result
+        _ts, _us, out, info, steps, step_u, _step_f, step_k, _families = self.result
         nsteps = int(out[lp.OUT_NSTEPS])
         tb = np.empty(nsteps + 1)
         tb[:nsteps] = steps[:nsteps, 0]
@@ -321,7 +321,7 @@ class _Run:
 
 def _erk_dense(method) -> tuple[np.ndarray, int]:
     """The explicit method's dense polynomial for the adjoint's u(t), and its stages."""
-    A, _b, _c, _e, poly, _xa, xc, _flags = method.erk
+    A, _b, _c, _e, poly, _xa, _xc, _flags = method.erk
     if poly.size == 0:
         return np.zeros((0, 0)), A.shape[0]
     return poly, A.shape[0]
@@ -350,7 +350,7 @@ class _Continuous:
         from types import SimpleNamespace
 
         from ._backend import _inputs
-        ts, us, out, info, steps, step_u, step_f, step_k, families = run.result
+        ts, _us, out, info, steps, step_u, step_f, step_k, families = run.result
         if out[lp.OUT_RETCODE] != lp.RC_SUCCESS:
             raise GradientNotSupported("the forward solve failed; no gradient of a failed "
                                        "solve")

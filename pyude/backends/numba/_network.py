@@ -15,6 +15,7 @@ The generated model code (`_adjoint_codegen`) calls `mlp_forward`, `mlp_vjp` and
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -83,7 +84,7 @@ def layer_spec(net: nn.Module) -> np.ndarray:
         rows[-1][2] = code
     if not rows:
         raise NetworkNotCompilable("the network has no nn.Linear layer")
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         if a[1] != b[0]:
             raise NetworkNotCompilable(f"layer sizes do not chain ({a[1]} -> {b[0]})")
     return np.array(rows, dtype=np.int64)
@@ -114,7 +115,7 @@ def _act(code, x):
     if code == ACT_TANH:
         return math.tanh(x)
     if code == ACT_RELU:
-        return x if x > 0.0 else 0.0
+        return max(0.0, x)
     if code == ACT_SIGMOID:
         return 1.0 / (1.0 + math.exp(-x))
     if code == ACT_SOFTPLUS:
