@@ -250,3 +250,16 @@ def test_model_with_time_and_library_functions_as_torch():
         a = solve_problem(prob, solver, rtol=1e-7)
         b = pyude.solve(prob, solver, rtol=1e-7)
         _close_steps(a, b)
+
+
+def test_per_component_atol_and_saveat_spacing_as_torch():
+    prob = lotka_volterra_problem()
+    kw = dict(rtol=1e-6, atol=torch.tensor([1e-9, 1e-7], dtype=torch.float64), saveat=0.25)
+    a, b = solve_problem(prob, pyude.Tsit5(), **kw), pyude.solve(prob, pyude.Tsit5(), **kw)
+    _close_steps(a, b)
+    assert len(a) == 41
+
+
+def test_unknown_keyword_is_refused():
+    with pytest.raises(TypeError, match="reltol"):
+        solve_problem(lotka_volterra_problem(), pyude.Tsit5(), reltol=1e-6)
