@@ -233,3 +233,19 @@ def test_a_batch_of_initial_states_sums_its_parameter_gradients():
                                       **exact))
     g4 = run(lambda prob: pyude.solve(prob, pyude.Vern7(), **exact))
     assert rel(g3, g4) < 1e-6
+
+
+@pytest.mark.parametrize("sensealg", [None, pyude.InterpolatingAdjoint()], ids=repr)
+def test_reverse_time_solves_differentiate(sensealg):
+    saveat = [2.0, 1.5, 1.0, 0.0]
+
+    def run(solve):
+        prob, leaves = problem(1.5, tspan=(2.0, 0.0))
+        sol = solve(prob)
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_of(sol.u), leaves)])
+
+    g1 = run(lambda prob: numba_solve(prob, pyude.Tsit5(), sensealg, saveat=saveat,
+                                      rtol=1e-10, atol=1e-10))
+    g2 = run(lambda prob: pyude.solve(prob, pyude.Tsit5(), saveat=saveat, rtol=1e-10,
+                                      atol=1e-10))
+    assert rel(g1, g2) < (1e-12 if sensealg is None else 1e-7)
