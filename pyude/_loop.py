@@ -73,7 +73,7 @@ def _which(u: Tensor) -> str:
     return f" in trajectory {tuple(bad[0].tolist())} of the batch" if len(bad) else ""
 
 
-def _stops(times: list[float], t0: float, tdir: float) -> list[float]:
+def landing_stops(times: list[float], t0: float, tdir: float) -> list[float]:
     """The times to land on after t0, in order, each once (a stop repeated, or given again
     as t1, is one stop)."""
     stops: list[float] = []
@@ -128,7 +128,7 @@ def integrate(rhs: RHS, solver: AbstractSolver, u0: Tensor, f0: Tensor,
     steps: list[StepRecord] | None = [] if o.dense else None
     t, u = o.t0, u0
     saver.start(t, u)
-    stops = _stops(o.tstops + [o.t1], t, tdir)
+    stops = landing_stops(o.tstops + [o.t1], t, tdir)
     if o.dt is not None or not stops:
         dt = tdir * abs(o.dt or 0.0)
     else:

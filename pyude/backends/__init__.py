@@ -5,12 +5,15 @@ from __future__ import annotations
 import warnings
 
 from ._base import Backend
+from ._compiled import CompiledBackend
 from ._julia import JuliaBackend
 from ._native import NativeBackend
 
-# Every backend by name; `auto` tries them in this order of preference.
-BACKENDS: dict[str, Backend] = {b.name: b for b in (NativeBackend(), JuliaBackend())}
-AUTO_ORDER = ("julia", "native")
+# Every backend by name; `auto` tries them in this order of preference: compiled where the
+# model qualifies (the fastest on a CPU), Julia where it is installed, torch for the rest.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (NativeBackend(), CompiledBackend(),
+                                                    JuliaBackend())}
+AUTO_ORDER = ("numba", "julia", "native")
 
 _ANNOUNCED: set = set()
 

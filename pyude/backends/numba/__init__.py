@@ -1,0 +1,30 @@
+"""The compiled backend: the traced model printed as Python source and compiled by numba,
+solved by kernels compiled once for every model (see docs in `_loop` and `_types`).
+
+`NumbaBackend` is what the front end's backend protocol calls; `solve` is the same entry
+as a plain function, with `solve`'s validated options.
+"""
+
+from __future__ import annotations
+
+from ._stamp import install as _install_stamp
+
+_install_stamp()        # before any kernel module is imported (see `_stamp`)
+
+from ._backend import NotCompilableError as NotCompilableError
+from ._backend import solve as solve
+from ._backend import solve_problem as solve_problem
+from ._cache import cache_dir as cache_dir
+from ._refuse import reason_not_compilable as reason_not_compilable
+
+
+class NumbaBackend:
+    """The numba backend under the front end's backend protocol."""
+
+    name = "numba"
+
+    def solve(self, problem, solver, options, sensealg=None):
+        return solve(problem, solver, options, sensealg)
+
+    def reason_not_compilable(self, problem, solver, options=None):
+        return reason_not_compilable(problem, solver, options)

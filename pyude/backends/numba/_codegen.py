@@ -1,0 +1,161 @@
+"""Print a traced model as Python source for numba: the right-hand side, its analytic
+Jacobian (`sympy.diff`) and df/dt, each with its common subexpressions shared (`sympy.cse`).
+
+Functions print from the one op table (`pyude.symbolic._ops.OPS`), from its `python`
+column: a function of `math` or a builtin prints as its name, any other (pyude's own
+`sigmoid`, `softplus`) has its source copied into the generated module and compiled there,
+so the generated code and the torch evaluation read the same definitions.
+
+Parameters are read from the run-time array `p` (never baked in as numbers), so a new `p`
+or `u0` reuses the compiled code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import textwrap
+from dataclasses import dataclass
+
+import sympy
+
+from ..._errors import UnsupportedOperationError
+from ...symbolic._ops import BY_SYMPY_CLASS, EXTEND_HINT
+from ...symbolic._trace import TracedModel
+
+
+def _number(x) -> str:
+    text = repr(float(x))
+    if text in ("inf", "-inf", "nan"):
+        raise UnsupportedOperationError(f"the model contains the constant {text}")
+    return text if float(x) >= 0 else f"({text})"
+
+
+def op_name(op) -> tuple[str, str | None]:
+    """How generated code calls `op`, and the source it needs in the module (or None)."""
+    fn = op.python
+    if getattr(fn, "__module__", None) == "math":
+        return f"math.{fn.__name__}", None
+    if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
+        return fn.__name__, None
+    source = textwrap.dedent(inspect.getsource(fn))
+    return fn.__name__, "@njit(cache=True)\n" + source
+
+
+class PythonPrinter:
+    """sympy -> Python scalar code that numba compiles; every number prints as a float."""
+
+    def __init__(self, names: dict[sympy.Symbol, str]):
+        self.names = names
+        self.helpers: dict[str, str] = {}
+
+    def __call__(self, e: sympy.Expr) -> str:
+        if isinstance(e, sympy.Symbol):
+            if e not in self.names:
+                raise ValueError(f"symbol {e} is not an input of the model")
+            return self.names[e]
+        if e.is_Number:
+            return _number(e)
+        if e is sympy.pi:
+            return "math.pi"
+        if e is sympy.E:
+            return "math.e"
+        if isinstance(e, sympy.Add):
+            return "(" + " + ".join(self(a) for a in e.args) + ")"
+        if isinstance(e, sympy.Mul):
+            coeff, rest = e.as_coeff_Mul()
+            if coeff == -1:
+                return f"(-{self(rest)})"
+            return "(" + " * ".join(self(a) for a in e.args) + ")"
+        if isinstance(e, sympy.Pow):
+            return self._pow(*e.args)
+        op = BY_SYMPY_CLASS.get(type(e))
+        if op is not None:
+            name, helper = op_name(op)
+            if helper is not None:
+                self.helpers[name] = helper
+            return f"{name}({', '.join(self(a) for a in e.args)})"
+        raise UnsupportedOperationError(
+            f"the model uses `{type(e).__name__}` ({e}), which has no Python form in the op "
+            f"table. {EXTEND_HINT}")
+
+    def _pow(self, base, expo) -> str:
+        if expo == sympy.Rational(1, 2):
+            return f"math.sqrt({self(base)})"
+        if expo == -1:
+            return f"(1.0 / {self(base)})"
+        if expo.is_Integer:
+            return f"({self(base)} ** {int(expo)})"
+        return f"({self(base)} ** {self(expo)})"
+
+
+def _inputs(model: TracedModel) -> dict[sympy.Symbol, str]:
+    names = {s: f"u[{i}]" for i, s in enumerate(model.states)}
+    names.update({s: f"p[{k}]" for k, s in enumerate(model.params)})
+    names[model.t] = "t"
+    return names
+
+
+def _body(printer: PythonPrinter, exprs: list, targets: list[str]) -> list[str]:
+    """Assignments `target = expr` with shared subexpressions computed once, in `w<k>`."""
+    temps, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols("w"), optimizations=None)
+    lines = []
+    for k, (sym, value) in enumerate(temps):
+        name = f"w{k}"
+        lines.append(f"    {name} = {printer(value)}")
+        printer.names[sym] = name
+    for target, value in zip(targets, reduced):
+        lines.append(f"    {target} = {printer(value)}")
+    return lines
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    """The module source, and why the Jacobian could not be printed (None when it was)."""
+
+    source: str
+    jac_error: str | None
+    n_states: int
+    n_params: int
+    reads_t: bool
+
+
+def generate(model: TracedModel) -> GeneratedModel:
+    """The module source defining `rhs`, `jac` and `dfdt` with the fixed signatures of
+    `_types`."""
+    if model.nn is not None:
+        raise UnsupportedOperationError("the model calls a network; the numba backend "
+                                        "compiles models without networks for now")
+    n = len(model.states)
+    printer = PythonPrinter(_inputs(model))
+    rhs = _body(printer, list(model.exprs), [f"out[{i}]" for i in range(n)])
+    jac_printer = PythonPrinter(_inputs(model))
+    reads_t = any(f.has(model.t) for f in model.exprs)
+    try:
+        jac_exprs = [sympy.diff(f, s) for f in model.exprs for s in model.states]
+        targets = [f"J[{i}, {j}]" for i in range(n) for j in range(n)]
+        jac = _body(jac_printer, jac_exprs, targets)
+        dfdt = ["    out[:] = 0.0"]
+        if reads_t:
+            dfdt = _body(jac_printer, [sympy.diff(f, model.t) for f in model.exprs],
+                         [f"out[{i}]" for i in range(n)])
+        jac_error = None
+    except UnsupportedOperationError as err:
+        # (|x|, min and max differentiate to functions outside the table): only the stiff
+        # methods need these two, and they are refused with this reason
+        jac_error = str(err)
+        jac, dfdt = ["    J[:, :] = math.nan"], ["    out[:] = math.nan"]
+    helpers = {**printer.helpers, **jac_printer.helpers}
+    source = "\n".join([
+        '"""Generated by pyude from a traced model; edits are overwritten."""',
+        "import math",
+        "from numba import njit",
+        "from pyude.backends.numba._types import DFDT_SIG, JAC_SIG, RHS_SIG",
+        "", "",
+        *[helpers[k] + "\n" for k in sorted(helpers)],
+        "@njit(RHS_SIG, cache=True)", "def rhs(t, u, p, out):", *rhs, "", "",
+        "@njit(JAC_SIG, cache=True)", "def jac(t, u, p, J):", *jac, "", "",
+        "@njit(DFDT_SIG, cache=True)", "def dfdt(t, u, p, out):", *dfdt, "",
+    ])
+    return GeneratedModel(source, jac_error, n, len(model.params), reads_t)
+

@@ -1,0 +1,76 @@
+"""What the numba backend cannot take, each answered before any work with what is wrong,
+why, and the fix: `reason_not_compilable` is also the `backend="auto"` rule."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..._problem import ODEProblem
+from ...solvers._base import AbstractSolver
+
+def _tensors(problem: ODEProblem) -> list[torch.Tensor]:
+    from ...sensitivity._adjoint import param_spec
+    return [problem.u0, *param_spec(problem).all]
+
+
+def _input_reason(problem: ODEProblem) -> str | None:
+    if isinstance(problem.f, nn.Module):
+        return ("f is a torch.nn.Module (a network or a model holding one), and the numba "
+                "backend compiles traced models without networks for now; use "
+                "backend='native'")
+    tensors = _tensors(problem)
+    if any(x.device.type != "cpu" for x in tensors):
+        return (f"the problem's tensors are on {problem.u0.device}, and the numba backend "
+                f"runs on the CPU; move u0 and p to the CPU (`u0.cpu()`) or use "
+                f"backend='native'")
+    if problem.u0.dtype != torch.float64:
+        return (f"u0 is {problem.u0.dtype}, and the numba backend computes in float64 only; "
+                f"solve in float64 (`u0.double()`, and the same for p) or use "
+                f"backend='native'")
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors):
+        return ("u0 or p requires grad, and the numba backend does not compute gradients "
+                "yet; use backend='native' to differentiate the solve, or detach the inputs "
+                "(or solve under torch.no_grad())")
+    return None
+
+
+def _model_reason(problem: ODEProblem, solver: AbstractSolver) -> str | None:
+    from ._model import compile_model
+    try:
+        compiled = compile_model(problem)
+    except Exception as err:          # any failure to trace or print is a reason
+        return (f"the model does not trace to a compilable form ({type(err).__name__}: "
+                f"{err}); write f with pyude.ops and without Python branches on the state "
+                f"or parameters, or use backend='native'")
+    from ._methods import needs_jacobian
+    if needs_jacobian(solver) and compiled.jac_error:
+        return (f"the model's Jacobian cannot be printed, and {solver!r} needs it "
+                f"({compiled.jac_error}); use an explicit solver such as Tsit5(), or "
+                f"backend='native', whose stiff solvers differentiate f by autodiff")
+    return None
+
+
+def reason_not_compilable(problem: ODEProblem, solver: AbstractSolver,
+                          options=None) -> str | None:
+    """Why this solve cannot run on the numba backend, or None when it can. Compiles the
+    model on the way (which the solve then reuses)."""
+    reason = _input_reason(problem)
+    if reason is not None:
+        return reason
+    from ._methods import supported
+    if not supported(solver):
+        return (f"the numba backend has no kernel for {solver!r}; it takes pyude's explicit "
+                f"Runge-Kutta, Rosenbrock and ESDIRK methods and their automatic switches; "
+                f"use backend='native' for {solver!r}")
+    if options is not None and getattr(options, "on_step", None) is not None:
+        return "a per-step callback runs in Python; use backend='native'"
+    if len(problem.batch_shape) and options is not None and options.saveat is None:
+        return ("a batch on the numba backend solves every trajectory with its own steps, "
+                "so the trajectories share no step times to save at; pass `saveat` (times or "
+                "a spacing), or solve the trajectories one by one for their dense output")
+    if len(problem.batch_shape) and options is not None and options.dense:
+        return ("a batch on the numba backend keeps no dense output (each trajectory has its "
+                "own steps); drop `dense=True` and read the `saveat` times, or solve the "
+                "trajectories one by one for sol(t)")
+    return _model_reason(problem, solver)
