@@ -449,7 +449,15 @@ def _is_continuous(sensealg) -> bool:
 
 def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem,
             options: LoopOptions | None = None) -> None:
-    from ._methods import family_of
+    from ._methods import family_of, supported
+    tensors = [problem.u0, *param_spec(problem).all]
+    if any(x.device.type != "cpu" for x in tensors) or problem.u0.dtype != torch.float64:
+        raise GradientNotSupported(
+            f"the numba backend computes in float64 on the CPU; u0 is {problem.u0.dtype} on "
+            f"{problem.u0.device}; solve in float64 on the CPU or use backend='native'")
+    if not supported(solver):
+        raise GradientNotSupported(f"the numba backend has no kernel for {solver!r}; use "
+                                   f"backend='native'")
     if sensealg is not None and not (isinstance(sensealg, DirectAdjoint)
                                      or _is_continuous(sensealg)):
         raise GradientNotSupported(
