@@ -58,4 +58,4 @@ from .ensemble import EnsembleSummary as EnsembleSummary
 from .ensemble import EnsembleThreads as EnsembleThreads
 from .ensemble import solve_ensemble as solve_ensemble
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

@@ -20,6 +20,11 @@ from pyude.backends.numba._model import compile_model, pack_params
 from pyude._model import RHS
 from pyude.problems import BUILTIN
 
+
+def solve_problem(problem, solver=None, **options):
+    """`pyude.solve` on the numba backend."""
+    return pyude.solve(problem, solver, backend="numba", **options)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -106,7 +111,7 @@ _SCRIPT = textwrap.dedent("""
     import json, sys
     import pyude
     from pyude import ops
-    from pyude.backends.numba import _loop, solve_problem
+    from pyude.backends.numba import _loop
     from pyude.backends.numba._model import compile_model
 
     SCALE = float(sys.argv[1])
@@ -116,7 +121,7 @@ _SCRIPT = textwrap.dedent("""
         return [y, -p[0] * ops.sin(x) * SCALE]
 
     prob = pyude.ODEProblem(model, [1.0, 0.0], (0.0, 3.0), [2.0])
-    sol = solve_problem(prob, pyude.Rodas5P(), rtol=1e-6)
+    sol = pyude.solve(prob, pyude.Rodas5P(), rtol=1e-6, backend="numba")
     module = compile_model(prob).module
     stats = {name: getattr(module, name).stats for name in ("rhs", "jac", "dfdt")}
     print(json.dumps({

@@ -249,3 +249,11 @@ def test_reverse_time_solves_differentiate(sensealg):
     g2 = run(lambda prob: pyude.solve(prob, pyude.Tsit5(), saveat=saveat, rtol=1e-10,
                                       atol=1e-10))
     assert rel(g1, g2) < (1e-12 if sensealg is None else 1e-7)
+
+
+def test_a_float32_state_is_refused():
+    prob = pyude.ODEProblem(pyude.problems.lotka_volterra,
+                            torch.ones(2, dtype=torch.float32, requires_grad=True), (0.0, 1.0),
+                            {"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+    with pytest.raises(GradientNotSupported, match="float64.*backend='native'"):
+        numba_solve(prob, pyude.Tsit5(), saveat=[0.0, 1.0])

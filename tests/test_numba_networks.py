@@ -157,7 +157,7 @@ def test_a_ude_on_a_stiff_method_with_a_continuous_adjoint(solver):
 
 def test_network_functions_serve_the_loop_kernel_without_grad():
     from pyude.backends.numba import _loop as lp
-    from pyude.backends.numba._backend import _inputs
+    from pyude.backends.numba._results import _inputs
     from pyude.backends.numba._gradient import network_functions
     from pyude.backends.numba._methods import pack_method
     ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), {"alpha": 1.3, "gamma": 1.8})

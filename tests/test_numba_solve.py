@@ -12,8 +12,13 @@ import pyude
 from helpers import FIXED_STEP_NEWTON, SOLVERS, ids, observed_order
 from problems import LOTKA_VOLTERRA_T10, oscillator_exact, oscillator_problem
 from pyude import ops
-from pyude.backends.numba import NotCompilableError, NumbaBackend, solve_problem
+from pyude.backends.numba import NotCompilableError, NumbaBackend
 from pyude.problems import lotka_volterra_problem
+
+
+def solve_problem(problem, solver=None, **options):
+    """`pyude.solve` on the numba backend."""
+    return pyude.solve(problem, solver, backend="numba", **options)
 
 # a composite of each kind next to the registry's single methods
 SWITCHES = [pyude.AutoTsit5(pyude.Rosenbrock23()), pyude.AutoVern7(pyude.Rodas5P()),
@@ -218,9 +223,6 @@ class _Net(torch.nn.Module):
      "float64 only"),
     (lambda: pyude.ODEProblem(_branching, [1.0, 0.0], (0.0, 1.0)), "does not trace"),
     (lambda: pyude.ODEProblem(_Net(), [1.0, 0.0], (0.0, 1.0)), "torch.nn.Module"),
-    (lambda: lotka_volterra_problem().remake(u0=torch.ones(2, dtype=torch.float64,
-                                                           requires_grad=True)),
-     "backend='native'"),
 ])
 def test_refusals_name_what_why_and_the_fix(make, match):
     with pytest.raises(NotCompilableError, match=match):
@@ -228,11 +230,14 @@ def test_refusals_name_what_why_and_the_fix(make, match):
     assert NumbaBackend().reason_not_compilable(make(), pyude.Tsit5()) is not None
 
 
-def test_requires_grad_names_the_native_backend():
+def test_a_sensitivity_the_backend_lacks_names_the_native_backend():
     u0 = torch.ones(2, dtype=torch.float64, requires_grad=True)
-    reason = NumbaBackend().reason_not_compilable(
-        lotka_volterra_problem().remake(u0=u0), pyude.Tsit5())
-    assert "gradients" in reason and "backend='native'" in reason
+    prob = lotka_volterra_problem().remake(u0=u0)
+    reason = NumbaBackend().reason_not_compilable(prob, pyude.Tsit5(), None,
+                                                  pyude.BacksolveAdjoint())
+    assert "BacksolveAdjoint()" in reason and "backend='native'" in reason
+    with pytest.raises(NotCompilableError, match="BacksolveAdjoint"):
+        solve_problem(prob, pyude.Tsit5(), saveat=[1.0], sensealg=pyude.BacksolveAdjoint())
 
 
 def test_a_compilable_problem_has_no_reason():

@@ -8,7 +8,11 @@ import pyude
 from helpers import ESDIRK, STIFF, ids
 from problems import HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000, mescd
 from pyude import problems as P
-from pyude.backends.numba import solve_problem
+
+
+def solve_problem(problem, solver=None, **options):
+    """`pyude.solve` on the numba backend."""
+    return pyude.solve(problem, solver, backend="numba", **options)
 
 REFERENCES = {
     "rober": (lambda: P.rober_problem(tspan=(0.0, 1e11)), ROBER_T1E11, 1e-4),

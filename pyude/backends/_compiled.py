@@ -15,7 +15,7 @@ class CompiledBackend(Backend):
         if importlib.util.find_spec("numba") is None:
             return "numba is not installed (pip install numba)"
         from .numba import reason_not_compilable
-        return reason_not_compilable(problem, solver, options)
+        return reason_not_compilable(problem, solver, options, sensealg)
 
     def solve(self, problem, solver, options, sensealg):
         from .numba import solve

@@ -157,6 +157,17 @@ def diffeqpy_de():
     return de
 
 
+def _compiled_rows() -> list[tuple[str, str, str]]:
+    """numba (the compiled backend) and the folder its generated model code is cached in."""
+    if importlib.util.find_spec("numba") is None:
+        return [("numba", "missing", "pip install numba (the compiled backend)")]
+    import numba
+
+    from ..backends.numba._cache import cache_dir
+    return [("numba", numba.__version__, ""),
+            ("compiled-model cache", str(cache_dir()), "set PYUDE_CACHE_DIR to move it")]
+
+
 def doctor_report() -> list[tuple[str, str, str]]:
     """(piece, state, what to do) for everything the optional backends need."""
     import platform
@@ -164,7 +175,8 @@ def doctor_report() -> list[tuple[str, str, str]]:
     import torch
 
     rows = [("Python", platform.python_version(), ""),
-            ("torch", f"{torch.__version__} (CUDA available: {torch.cuda.is_available()})", "")]
+            ("torch", f"{torch.__version__} (CUDA available: {torch.cuda.is_available()})", ""),
+            *_compiled_rows()]
     for name, extra in [("juliacall", "julia"), ("pysr", "pysr"), ("pysindy", "sindy"),
                         ("pyoperon", "operon"), ("diffeqpy", "diffeqpy"), ("matplotlib", "plot"),
                         ("distributed", "ensemble")]:

@@ -13,7 +13,6 @@ _install_stamp()        # before any kernel module is imported (see `_stamp`)
 
 from ._backend import NotCompilableError as NotCompilableError
 from ._backend import solve as solve
-from ._backend import solve_problem as solve_problem
 from ._cache import cache_dir as cache_dir
 from ._refuse import reason_not_compilable as reason_not_compilable
 
@@ -26,5 +25,5 @@ class NumbaBackend:
     def solve(self, problem, solver, options, sensealg=None):
         return solve(problem, solver, options, sensealg)
 
-    def reason_not_compilable(self, problem, solver, options=None):
-        return reason_not_compilable(problem, solver, options)
+    def reason_not_compilable(self, problem, solver, options=None, sensealg=None):
+        return reason_not_compilable(problem, solver, options, sensealg)

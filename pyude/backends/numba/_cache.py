@@ -18,7 +18,7 @@ from types import ModuleType
 
 import numba
 
-from ... import __version__ as pyude_version
+from ..._version import __version__ as pyude_version
 
 _LOADED: dict[str, ModuleType] = {}
 

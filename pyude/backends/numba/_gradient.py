@@ -64,6 +64,7 @@ from numba.core.types.function_type import WrapperAddressProtocol
 from numba.core.typing.typeof import typeof_impl
 from torch import Tensor, nn
 
+from ..._field import VectorField
 from ..._options import SolveOptions
 from ..._problem import ODEProblem
 from ..._solution import Solution
@@ -152,8 +153,7 @@ _GRAD_MODELS: dict[tuple, GradientModel] = {}
 
 
 def _is_field(f) -> bool:
-    return (isinstance(f, nn.Module) and hasattr(f, "adapter") and hasattr(f, "net")
-            and hasattr(f, "fixed") and hasattr(f, "params"))
+    return isinstance(f, VectorField)
 
 
 def _field_values(field) -> dict[str, Tensor]:
@@ -349,7 +349,7 @@ class _Continuous:
     def backward(self, run: _Run, g_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from types import SimpleNamespace
 
-        from ._backend import _inputs
+        from ._results import _inputs
         ts, _us, out, info, steps, step_u, step_f, step_k, families = run.result
         if out[lp.OUT_RETCODE] != lp.RC_SUCCESS:
             raise GradientNotSupported("the forward solve failed; no gradient of a failed "
@@ -447,9 +447,17 @@ def _is_continuous(sensealg) -> bool:
     return isinstance(sensealg, (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint))
 
 
-def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem,
+def gradient_refusal(sensealg, solver: AbstractSolver, problem: ODEProblem,
             options: SolveOptions | None = None) -> None:
-    from ._methods import family_of
+    from ._methods import family_of, supported
+    tensors = [problem.u0, *param_spec(problem).all]
+    if any(x.device.type != "cpu" for x in tensors) or problem.u0.dtype != torch.float64:
+        raise GradientNotSupported(
+            f"the numba backend computes in float64 on the CPU; u0 is {problem.u0.dtype} on "
+            f"{problem.u0.device}; solve in float64 on the CPU or use backend='native'")
+    if not supported(solver):
+        raise GradientNotSupported(f"the numba backend has no kernel for {solver!r}; use "
+                                   f"backend='native'")
     if sensealg is not None and not (isinstance(sensealg, DirectAdjoint)
                                      or _is_continuous(sensealg)):
         raise GradientNotSupported(
@@ -483,9 +491,9 @@ def _refuse(sensealg, solver: AbstractSolver, problem: ODEProblem,
 
 
 def _prepared_run(problem, solver, options, sensealg):
-    from ._backend import _inputs
+    from ._results import _inputs
     from ._methods import pack_method
-    _refuse(sensealg, solver, problem, options)
+    gradient_refusal(sensealg, solver, problem, options)
     model = gradient_model(problem)
     method = pack_method(solver)
     inputs = tuple(typed(x) for x in _inputs(problem, method, options, True))
@@ -496,7 +504,7 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: So
                         sensealg: Any = None) -> Solution:
     """A numba solve whose saved states `sol.u` carry a gradient to u0, the tensors of p and
     a network's weights (as `solve`'s options; `sensealg` as on the torch backend)."""
-    from ._backend import _batch_solution, _single_solution
+    from ._results import _batch_solution, _single_solution
     model, method, inputs = _prepared_run(problem, solver, options, sensealg)
     continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
         sensealg) else None

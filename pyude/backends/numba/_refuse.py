@@ -16,9 +16,10 @@ def _tensors(problem: ODEProblem) -> list[torch.Tensor]:
 
 def _input_reason(problem: ODEProblem) -> str | None:
     if isinstance(problem.f, nn.Module):
-        return ("f is a torch.nn.Module (a network or a model holding one), and the numba "
-                "backend compiles traced models without networks for now; use "
-                "backend='native'")
+        from ._gradient import compiled_network_reason
+        reason = compiled_network_reason(problem)
+        if reason is not None:
+            return reason
     tensors = _tensors(problem)
     if any(x.device.type != "cpu" for x in tensors):
         return (f"the problem's tensors are on {problem.u0.device}, and the numba backend "
@@ -28,15 +29,13 @@ def _input_reason(problem: ODEProblem) -> str | None:
         return (f"u0 is {problem.u0.dtype}, and the numba backend computes in float64 only; "
                 f"solve in float64 (`u0.double()`, and the same for p) or use "
                 f"backend='native'")
-    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors):
-        return ("u0 or p requires grad, and the numba backend does not compute gradients "
-                "yet; use backend='native' to differentiate the solve, or detach the inputs "
-                "(or solve under torch.no_grad())")
     return None
 
 
 def _model_reason(problem: ODEProblem, solver: AbstractSolver) -> str | None:
     from ._model import compile_model
+    if isinstance(problem.f, nn.Module):       # a NeuralODE/UDE field: checked above
+        return None
     try:
         compiled = compile_model(problem)
     except Exception as err:          # any failure to trace or print is a reason
@@ -52,12 +51,19 @@ def _model_reason(problem: ODEProblem, solver: AbstractSolver) -> str | None:
 
 
 def reason_not_compilable(problem: ODEProblem, solver: AbstractSolver,
-                          options=None) -> str | None:
+                          options=None, sensealg=None) -> str | None:
     """Why this solve cannot run on the numba backend, or None when it can. Compiles the
-    model on the way (which the solve then reuses)."""
+    model on the way (which the solve then reuses). With inputs that require grad, the
+    gradient's own conditions too (`sensealg`, the solver family, batched parameters)."""
     reason = _input_reason(problem)
     if reason is not None:
         return reason
+    from ._gradient import GradientNotSupported, gradient_refusal, needs_gradient
+    if needs_gradient(problem):
+        try:
+            gradient_refusal(sensealg, solver, problem, options)
+        except GradientNotSupported as err:
+            return str(err)
     from ._methods import supported
     if not supported(solver):
         return (f"the numba backend has no kernel for {solver!r}; it takes pyude's explicit "
