@@ -9,7 +9,8 @@ from torch import nn
 
 import pyude
 from pyude._options import build_options
-from pyude.backends.numba._gradient import compiled_network_reason, solve_with_gradient
+from pyude.backends.numba._grad_model import compiled_network_reason
+from pyude.backends.numba._gradient import solve_with_gradient
 from pyude.backends.numba._network import (
     NetworkNotCompilable,
     layer_spec,
@@ -158,7 +159,7 @@ def test_a_ude_on_a_stiff_method_with_a_continuous_adjoint(solver):
 def test_network_functions_serve_the_loop_kernel_without_grad():
     from pyude.backends.numba import _loop as lp
     from pyude.backends.numba._results import _inputs
-    from pyude.backends.numba._gradient import network_functions
+    from pyude.backends.numba._grad_model import network_functions
     from pyude.backends.numba._methods import pack_method
     ude = pyude.UDE(lv_ude, network(pyude.nn.RBF()), {"alpha": 1.3, "gamma": 1.8})
     prob = pyude.ODEProblem(ude.field, torch.tensor(U0, dtype=torch.float64), (0.0, 3.0))

@@ -32,7 +32,8 @@ def solve(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
     reason = reason_not_compilable(problem, solver, options, sensealg)
     if reason is not None:
         raise NotCompilableError(f"cannot solve on the numba backend: {reason}")
-    from ._gradient import needs_gradient, network_functions, solve_with_gradient
+    from ._grad_model import needs_gradient, network_functions
+    from ._gradient import solve_with_gradient
     if needs_gradient(problem):
         return solve_with_gradient(problem, solver, options, sensealg)
     if isinstance(problem.f, torch.nn.Module):        # a NeuralODE/UDE field

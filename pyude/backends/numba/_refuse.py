@@ -16,7 +16,7 @@ def _tensors(problem: ODEProblem) -> list[torch.Tensor]:
 
 def _input_reason(problem: ODEProblem) -> str | None:
     if isinstance(problem.f, nn.Module):
-        from ._gradient import compiled_network_reason
+        from ._grad_model import compiled_network_reason
         reason = compiled_network_reason(problem)
         if reason is not None:
             return reason
@@ -58,7 +58,8 @@ def reason_not_compilable(problem: ODEProblem, solver: AbstractSolver,
     reason = _input_reason(problem)
     if reason is not None:
         return reason
-    from ._gradient import GradientNotSupported, gradient_refusal, needs_gradient
+    from ._grad_model import needs_gradient
+    from ._gradient import GradientNotSupported, gradient_refusal
     if needs_gradient(problem):
         try:
             gradient_refusal(sensealg, solver, problem, options)
