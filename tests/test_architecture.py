@@ -135,3 +135,21 @@ def test_solution_is_built_from_keywords():
     t, u = torch.zeros(1), torch.zeros(1, 2)
     with pytest.raises(TypeError):
         pyude.Solution(t, u)             # positional arguments are refused
+
+
+def test_auto_takes_the_compiled_backend_where_the_model_qualifies_and_says_so(monkeypatch):
+    from pyude import backends
+    monkeypatch.setattr(backends, "_ANNOUNCED", set())
+    prob = pyude.problems.lotka_volterra_problem()
+    with pytest.warns(backends.BackendNotice, match="solves on the numba backend$"):
+        sol = pyude.solve(prob, pyude.Tsit5(), saveat=[1.0], backend="auto")
+    assert sol.success and sol.retcodes is not None        # per-trajectory codes: numba's
+    float32 = prob.remake(u0=torch.ones(2))
+    with pytest.warns(backends.BackendNotice, match="native backend: .*float64 only"):
+        assert pyude.solve(float32, pyude.Tsit5(), saveat=[1.0], backend="auto").success
+
+
+def test_a_backend_named_explicitly_refuses_what_it_cannot_take():
+    prob = pyude.problems.lotka_volterra_problem().remake(u0=torch.ones(2))
+    with pytest.raises(ValueError, match="numba backend: u0 is torch.float32"):
+        pyude.solve(prob, pyude.Tsit5(), backend="numba")
