@@ -31,7 +31,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
           controller: PIController | PredictiveController | None = None,
           sensealg: Any = None,
           throw: bool = True,
-          backend: str = "native",
+          backend: str = "auto",
           **unknown: Any) -> Solution:
     """Solve `problem` with `solver` (DifferentialEquations.jl's `solve`).
 
@@ -64,14 +64,20 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
             `nn.Module`, its parameters.
         throw: raise `SolverError` when the solve fails (default); with `False` the partial
             solution comes back with its `retcode` and `message`.
-        backend: `"native"` (torch, the default), `"julia"` (DifferentialEquations.jl and
-            SciMLSensitivity through juliacall; needs `pip install pyude[julia]`), or
-            `"auto"` (Julia when it is installed and the problem can cross, else native; it
-            says once which it took).
+        backend: `"auto"` (the default: the compiled `"numba"` backend where the model
+            qualifies, i.e. it traces, is float64 on the CPU, has no Python `jac`, and what
+            is differentiated is something numba differentiates; else Julia where it is
+            installed and the problem crosses; else `"native"`; it says once which it took),
+            `"numba"` (compiled kernels, the fast path on a CPU), `"native"` (torch: any
+            Python f, autograd through anything, CPU and GPU), or `"julia"`
+            (DifferentialEquations.jl and SciMLSensitivity through juliacall; needs
+            `pip install pyude[julia]`). A backend named explicitly refuses, with the
+            reason, what it cannot take.
 
     Returns:
-        a `Solution`. All trajectories of a batch share one step size, chosen so that every
-        trajectory meets the tolerances.
+        a `Solution`. On the torch backend all trajectories of a batch share one step
+        size, chosen so that every trajectory meets the tolerances; on the numba backend
+        each trajectory takes its own steps and has its own return code (`sol.retcodes`).
     """
     reject_unknown_kwargs("solve()", unknown, _SOLVE_KEYWORDS)
     _check_types(problem, solver, throw)

@@ -119,7 +119,8 @@ def test_every_backend_gets_the_same_checked_options(monkeypatch):
 
     monkeypatch.setattr(backends.BACKENDS["native"], "solve", record)
     prob = pyude.problems.lotka_volterra_problem()
-    pyude.solve(prob, pyude.Tsit5(), saveat=[0.0, 1.0], dtmax=0.5, rtol=1e-5)
+    pyude.solve(prob, pyude.Tsit5(), saveat=[0.0, 1.0], dtmax=0.5, rtol=1e-5,
+                backend="native")
     options = seen["options"]
     assert (options.saveat, options.dtmax, options.rtol) == ([0.0, 1.0], 0.5, 1e-5)
     assert options.given == {"saveat", "dtmax"}

@@ -268,3 +268,29 @@ def test_per_component_atol_and_saveat_spacing_as_torch():
 def test_unknown_keyword_is_refused():
     with pytest.raises(TypeError, match="reltol"):
         solve_problem(lotka_volterra_problem(), pyude.Tsit5(), reltol=1e-6)
+
+
+def _child_solves(_):
+    return 1
+
+
+def test_a_process_forked_after_a_batch_survives_and_threads_may_launch_batches():
+    """The batch kernel's threads must not poison a fork (a process pool, Dask workers):
+    GNU OpenMP kills such a child. Batches launched from several threads at once run."""
+    import multiprocessing
+    import threading
+
+    import numba
+    prob = lotka_volterra_problem().remake(u0=torch.ones(4, 2, dtype=torch.float64))
+    assert solve_problem(prob, pyude.Tsit5(), saveat=[1.0]).success
+    assert numba.threading_layer() != "omp"
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_child_solves, [0], chunksize=1) == [1]
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        solve_problem(prob, pyude.Tsit5(), saveat=[1.0]).success)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True, True, True]

@@ -181,7 +181,8 @@ def test_user_jacobian_and_finite_differences_agree_with_autodiff(entry):
 
     base = P.rober_problem(tspan=(0.0, 1e3))
     with_jac = pyude.ODEProblem(base.f, base.u0, base.tspan, base.p, jac=jac)
-    kw = dict(rtol=1e-8 if entry.order > 2 else 1e-6, atol=1e-12, saveat=[1e3])
+    kw = dict(rtol=1e-8 if entry.order > 2 else 1e-6, atol=1e-12, saveat=[1e3],
+              backend="native")                   # the torch steppers' three Jacobians
     auto = pyude.solve(base, entry.solver, **kw)
     user = pyude.solve(with_jac, entry.solver, **kw)
     fd = pyude.solve(base, type(entry.solver)(autodiff=False), **kw)
@@ -198,7 +199,7 @@ def test_rosenbrock_step_takes_f_with_its_jacobian(autodiff):
     a tensor that wants a gradient? it decides between reverse and forward mode); with the
     problem's own jac, f at each step's end is its own call."""
     base, n = P.vdpol_problem(tspan=(0.0, 1.0)), 10
-    kw = dict(dt=0.1, adaptive=False, saveat=[1.0])
+    kw = dict(dt=0.1, adaptive=False, saveat=[1.0], backend="native")   # torch's stepper
     merged = pyude.solve(base, pyude.Rodas5P(autodiff=autodiff), **kw)
     probe = 1 if autodiff else 0
     assert (merged.stats.nf, merged.stats.njacs) == (1 + probe + n + 7 * n + 1, n)

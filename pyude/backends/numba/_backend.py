@@ -48,7 +48,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
         inputs = _inputs(problem, method, options, options.dense)
         result = lp.solve_one(*functions, params[0], u0[0], *inputs)
         return _single_solution(problem, solver, method, options, result)
-    from ._batch import single_solve, solve_batch
+    from ._batch import run_batch
     inputs = _inputs(problem, method, options, False)
-    us, outs, infos = solve_batch(single_solve(), *functions, params, u0, *inputs)
+    us, outs, infos = run_batch(*functions, params, u0, *inputs)
     return _batch_solution(problem, solver, options, us, outs, infos)

@@ -9,6 +9,7 @@ global: numba would otherwise link its code into this kernel and optimise it aga
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -21,6 +22,18 @@ from ._types import CUBE, MAT
 SOLVE_FN = types.FunctionType(SOLVE_SIG)
 BATCH_SIG = types.Tuple((CUBE, types.int64[:, ::1], MAT))(
     SOLVE_FN, *SOLVE_SIG.args[:3], MAT, MAT, *SOLVE_SIG.args[5:])
+
+
+# One parallel launch at a time: the workqueue threading layer (see the package's
+# __init__) aborts when two threads launch parallel kernels at once; each launch uses every
+# core anyway.
+_LAUNCH = threading.Lock()
+
+
+def run_batch(*args):
+    """`solve_batch(single_solve(), *args)`, one launch at a time."""
+    with _LAUNCH:
+        return solve_batch(single_solve(), *args)
 
 
 @lru_cache(maxsize=None)

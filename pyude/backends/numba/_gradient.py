@@ -36,7 +36,7 @@ from ..._options import SolveOptions
 from ..._problem import ODEProblem
 from ..._solution import Solution
 from ...sensitivity import DirectAdjoint
-from ...sensitivity._adjoint import param_spec
+from ...sensitivity._adjoint import param_spec, refuse_gradient
 from ...solvers._base import AbstractSolver
 from . import _loop as lp
 from ._adjoint import erk_adjoint
@@ -282,7 +282,7 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: So
         u = NumbaSolve.apply(run, kinds, problem.u0.reshape(-1).to(torch.float64), *tensors)
         sol = _single_solution(problem, solver, method, options, run.result)
         sol.u = u
-        return sol
+        return refuse_gradient(sol)
     n = problem.n_states
     u0 = problem.u0.reshape(-1, n).to(torch.float64)
     batch = _BatchRun([_Run(model, method, inputs, has_saveat, continuous)
@@ -295,7 +295,7 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: So
     infos = np.stack([r[3] for r in results])
     sol = _batch_solution(problem, solver, options, us, outs, infos)
     sol.u = u.reshape(saved, *problem.batch_shape, n)
-    return sol
+    return refuse_gradient(sol)
 
 
 def prepare(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,

@@ -20,6 +20,10 @@ def _input_reason(problem: ODEProblem) -> str | None:
         reason = compiled_network_reason(problem)
         if reason is not None:
             return reason
+    if problem.jac is not None:
+        return ("the problem gives its own `jac`, a Python function the compiled kernels "
+                "cannot call (they derive the Jacobian from the traced model); drop `jac` to "
+                "use the derived one, or use backend='native' to use yours")
     tensors = _tensors(problem)
     if any(x.device.type != "cpu" for x in tensors):
         return (f"the problem's tensors are on {problem.u0.device}, and the numba backend "
