@@ -1,0 +1,188 @@
+"""Discovery on systems the pipeline was not developed on, run as a user would: for each
+system a CSV of noisy observations and a problem file with the known physics, then
+`pyude discover --data obs.csv --problem system.py:PROBLEM` with the defaults.
+
+Systems (2-3 states, unknown polynomial terms of degree 2-3, 51 observations):
+- brusselator: x' = a - (b + 1) x + x^2 y, y' = b x - x^2 y; unknown x^2 y in both.
+- duffing: x' = v, v' = -delta v - alpha x - beta x^3; unknown -beta x^3.
+- sir: s' = -beta s i, i' = beta s i - gamma i, r' = gamma i; unknown beta s i in both.
+
+Success: every equation of the discovered model has exactly the true model's terms. Each
+run is a separate process (a fresh interpreter, as the CLI is), timed from start to exit.
+
+    python benchmarks/discovery_systems.py [--systems ...] [--noise 0.01 0.05] [--seeds 3]
+                                           [--jobs 1] [--timeout 900] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The problem files, as a user writes them: only the known physics and the network's place.
+PROBLEM_FILES = {
+    "brusselator": """
+        from pyude.pipeline import DiscoveryProblem
+
+        def ude(u, p, t, nn):
+            x, y = u
+            m1, m2 = nn(u)
+            return [p.a - (p.b + 1) * x + m1, p.b * x + m2]
+
+        PROBLEM = DiscoveryProblem("brusselator", ude, dict(a=1.0, b=3.0), ["x", "y"], 2)
+        """,
+    "duffing": """
+        from pyude.pipeline import DiscoveryProblem
+
+        def ude(u, p, t, nn):
+            x, v = u
+            (m,) = nn(u)
+            return [v, -p.delta * v - p.alpha * x + m]
+
+        PROBLEM = DiscoveryProblem("duffing", ude, dict(alpha=1.0, delta=0.1), ["x", "v"], 1)
+        """,
+    "sir": """
+        from pyude.pipeline import DiscoveryProblem
+
+        def ude(u, p, t, nn):
+            s, i, r = u
+            m1, m2 = nn(u)
+            return [m1, m2 - p.gamma * i, p.gamma * i]
+
+        PROBLEM = DiscoveryProblem("sir", ude, dict(gamma=0.15), ["s", "i", "r"], 2)
+        """,
+}
+
+
+def _brusselator(u, t):
+    x, y = u
+    return [1.0 - 4.0 * x + x * x * y, 3.0 * x - x * x * y]
+
+
+def _duffing(u, t):
+    x, v = u
+    return [v, -0.1 * v - x - 0.5 * x**3]
+
+
+def _sir(u, t):
+    s, i, r = u
+    return [-0.6 * s * i, 0.6 * s * i - 0.15 * i, 0.15 * i]
+
+
+# the truth: each system's right-hand side, its set-up, and each equation's terms
+SYSTEMS = {
+    "brusselator": dict(f=_brusselator, u0=[1.0, 1.0], t_end=20.0, names=["x", "y"],
+                        terms=[{"1", "x", "x**2*y"}, {"x", "x**2*y"}]),
+    "duffing": dict(f=_duffing, u0=[2.0, 0.0], t_end=15.0, names=["x", "v"],
+                    terms=[{"v"}, {"v", "x", "x**3"}]),
+    "sir": dict(f=_sir, u0=[0.95, 0.05, 0.0], t_end=40.0, names=["s", "i", "r"],
+                terms=[{"i*s"}, {"i*s", "i"}, {"i"}]),
+}
+
+
+def write_case(folder: Path, system: str, noise: float, seed: int, n_obs: int = 51) -> float:
+    """obs.csv (t, states) with Gaussian noise of `noise` times each state's mean absolute
+    value, and the problem file; returns the noise's actual mean square (what a fit at the
+    noise level reaches)."""
+    from scipy.integrate import solve_ivp
+    spec = SYSTEMS[system]
+    t = np.linspace(0.0, spec["t_end"], n_obs)
+    sol = solve_ivp(lambda t_, u: spec["f"](u, t_), (0.0, spec["t_end"]), spec["u0"],
+                    t_eval=t, rtol=1e-11, atol=1e-11, method="DOP853")
+    truth = sol.y.T
+    rng = np.random.default_rng(seed)
+    data = truth + noise * np.abs(truth).mean(axis=0) * rng.standard_normal(truth.shape)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savetxt(folder / "obs.csv", np.column_stack([t, data]), delimiter=",",
+               header=",".join(["t", *spec["names"]]), comments="")
+    (folder / f"{system}.py").write_text(textwrap.dedent(PROBLEM_FILES[system]).lstrip())
+    return float(np.mean((data - truth) ** 2))
+
+
+def one_run(folder: Path, system: str, noise: float, seed: int, timeout: float) -> dict:
+    true_noise = write_case(folder, system, noise, seed)
+    cmd = [sys.executable, "-m", "pyude.cli", "discover", "--data", str(folder / "obs.csv"),
+           "--problem", f"{folder / system}.py:PROBLEM", "--out", str(folder / "report"),
+           "--seed", str(seed), "--quiet", "--no-plots", "--force"]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              cwd=ROOT, env={**__import__("os").environ,
+                                             "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    except subprocess.TimeoutExpired:
+        return dict(system=system, noise=noise, seed=seed, found=False,
+                    seconds=time.perf_counter() - start, status=f"timeout after {timeout:g} s")
+    seconds = time.perf_counter() - start
+    results_file = folder / "report" / "results.json"
+    if proc.returncode != 0 or not results_file.exists():
+        return dict(system=system, noise=noise, seed=seed, found=False, seconds=seconds,
+                    status=f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    r = json.loads(results_file.read_text())
+    got = [set(terms) for terms in r["discovered"]["terms"]]
+    fit = r.get("fit", {})
+    return dict(system=system, noise=noise, seed=seed, found=got == SYSTEMS[system]["terms"],
+                seconds=seconds, status="ok", equations=r["discovered"]["equations"],
+                timings=r.get("timings"), fit_mse=fit.get("best_loss"),
+                noise_estimate=fit.get("noise_mse"), check=r.get("check"),
+                holdout=r.get("holdout"), true_noise_mse=true_noise,
+                warnings=r.get("warnings"), tried=len(r.get("structures_tried", [])),
+                abandoned=sum(bool(c.get("abandoned")) for c in r.get("structures_tried", [])))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--systems", nargs="+", default=["duffing", "sir", "brusselator"],
+                        choices=list(SYSTEMS))
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.05])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (one per core)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument("--out", default="benchmarks/results/discovery_systems")
+    args = parser.parse_args()
+    out = Path(args.out)
+    cases = [(s, n, seed) for s in args.systems for n in args.noise for seed in range(args.seeds)]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda c: one_run(out / f"{c[0]}-{c[1]}-{c[2]}", *c,
+                                               args.timeout), cases))
+    lines = ["| system | noise | seed | found | seconds (fit/search) | network MSE / true "
+             "noise | estimate / true noise | refits (abandoned) | held-out error | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ok = r["status"] == "ok"
+        ratio = lambda key: (f"{r[key] / r['true_noise_mse']:.2f}"  # noqa: E731
+                             if ok and r.get(key) else "-")
+        timing = (f"{r['seconds']:.0f} ({r['timings']['fit']:.0f}/{r['timings']['refit']:.0f})"
+                  if ok else f"{r['seconds']:.0f}")
+        held = r.get("holdout") or {}
+        held_text = (f"{held['discovered']:.1%} (noise {held['noise_level']:.1%})"
+                     if isinstance(held.get("discovered"), float) else "-")
+        lines.append(f"| {r['system']} | {r['noise']} | {r['seed']} | "
+                     f"{'yes' if r['found'] else 'NO'} | {timing} | {ratio('fit_mse')} | "
+                     f"{ratio('noise_estimate')} | "
+                     f"{r.get('tried', '-')} ({r.get('abandoned', '-')}) | {held_text} | "
+                     f"{r['status'][:60]} |")
+    for s in args.systems:
+        mine = [r for r in rows if r["system"] == s]
+        lines.append(f"\n{s}: found in {sum(r['found'] for r in mine)}/{len(mine)} runs, "
+                     f"median {np.median([r['seconds'] for r in mine]):.0f} s, "
+                     f"max {max(r['seconds'] for r in mine):.0f} s")
+    text = "\n".join(lines)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(rows, indent=2, default=str))
+    (out / "summary.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
