@@ -259,3 +259,12 @@ def test_a_discovered_model_much_worse_than_the_network_is_flagged():
     assert warning.startswith("the discovered model fits the data 100.0 times worse than "
                               "the network")
     assert "library is too small for the unknown terms (degree 3: try --degree 4)" in warning
+
+
+@pytest.mark.parametrize("problem,noise", [("lotka_volterra", 0.01),
+                                           ("cubic_friction", 0.05)])
+def test_the_noise_estimate_is_near_the_true_noise(problem, noise):
+    from pyude.pipeline._data import noise_estimate
+    t, truth, data = pipeline.make_data(pipeline.PROBLEMS[problem], noise, seed=3)
+    true = float(((data - truth) ** 2).mean())
+    assert 0.7 < noise_estimate(t, data) / true < 1.2

@@ -45,6 +45,8 @@ def noise_estimate(t: torch.Tensor, data: torch.Tensor) -> float:
         smoother = make_smoothing_spline(x, np.eye(n), lam=lam)(x)
         dof = n - np.trace(smoother)
         rss = ((y - smoother @ y) ** 2).sum(axis=0)
+        if dof < n / 4:
+            continue            # near interpolation GCV is unreliable (rss and dof both ~0)
         gcv = n * rss / dof**2
         better = gcv < best
         best[better], variance[better] = gcv[better], rss[better] / dof
