@@ -120,8 +120,12 @@ def one_run(folder: Path, system: str, noise: float, seed: int, timeout: float) 
                               cwd=ROOT, env={**__import__("os").environ,
                                              "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     except subprocess.TimeoutExpired:
+        partial = folder / "report" / "results.json"
+        r = json.loads(partial.read_text()) if partial.exists() else {}
         return dict(system=system, noise=noise, seed=seed, found=False,
-                    seconds=time.perf_counter() - start, status=f"timeout after {timeout:g} s")
+                    seconds=time.perf_counter() - start, status=f"timeout after {timeout:g} s "
+                    f"(in the {r.get('stage', '?')} stage)", timings=r.get("timings"),
+                    cpu_timings=r.get("cpu_timings"), tried=len(r.get("structures_tried", [])))
     seconds = time.perf_counter() - start
     results_file = folder / "report" / "results.json"
     if proc.returncode != 0 or not results_file.exists():
@@ -132,7 +136,8 @@ def one_run(folder: Path, system: str, noise: float, seed: int, timeout: float) 
     fit = r.get("fit", {})
     return dict(system=system, noise=noise, seed=seed, found=got == SYSTEMS[system]["terms"],
                 seconds=seconds, status="ok", equations=r["discovered"]["equations"],
-                timings=r.get("timings"), fit_mse=fit.get("best_loss"),
+                timings=r.get("timings"), cpu_timings=r.get("cpu_timings"),
+                fit_mse=fit.get("best_loss"),
                 noise_estimate=fit.get("noise_mse"), check=r.get("check"),
                 holdout=r.get("holdout"), true_noise_mse=true_noise,
                 warnings=r.get("warnings"), tried=len(r.get("structures_tried", [])),
@@ -155,15 +160,17 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda c: one_run(out / f"{c[0]}-{c[1]}-{c[2]}", *c,
                                                args.timeout), cases))
-    lines = ["| system | noise | seed | found | seconds (fit/search) | network MSE / true "
+    lines = ["| system | noise | seed | found | wall seconds (CPU seconds) | network MSE / true "
              "noise | estimate / true noise | refits (abandoned) | held-out error | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ok = r["status"] == "ok"
         ratio = lambda key: (f"{r[key] / r['true_noise_mse']:.2f}"  # noqa: E731
                              if ok and r.get(key) else "-")
-        timing = (f"{r['seconds']:.0f} ({r['timings']['fit']:.0f}/{r['timings']['refit']:.0f})"
-                  if ok else f"{r['seconds']:.0f}")
+        cpu = r.get("cpu_timings") or {}
+        timing = f"{r['seconds']:.0f}" + (
+            f" (CPU fit {cpu.get('fit', 0):.0f} + search {cpu.get('refit', 0):.0f})"
+            if cpu else "")
         held = r.get("holdout") or {}
         held_text = (f"{held['discovered']:.1%} (noise {held['noise_level']:.1%})"
                      if isinstance(held.get("discovered"), float) else "-")
