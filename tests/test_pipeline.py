@@ -268,3 +268,15 @@ def test_the_noise_estimate_is_near_the_true_noise(problem, noise):
     t, truth, data = pipeline.make_data(pipeline.PROBLEMS[problem], noise, seed=3)
     true = float(((data - truth) ** 2).mean())
     assert 0.6 < noise_estimate(t, data) / true < 1.2
+
+
+def test_the_structure_search_shows_its_progress(capsys):
+    pytest.importorskip("tqdm")
+    from pyude.pipeline._output import SearchProgress
+    bar = SearchProgress(True, first_sweep=2)
+    for k in range(3):
+        bar.update(dict(best=dict(bic=-100.0 - k, equations=["-0.9*x*y", "0.8*x*y"])))
+    bar.close()
+    err = capsys.readouterr().err
+    assert "structure search" in err and "3/3" in err
+    assert "best BIC -102.0: -0.9*x*y | 0.8*x*y" in err
