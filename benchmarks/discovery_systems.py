@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -110,38 +112,48 @@ def write_case(folder: Path, system: str, noise: float, seed: int, n_obs: int = 
 
 
 def one_run(folder: Path, system: str, noise: float, seed: int, timeout: float) -> dict:
-    true_noise = write_case(folder, system, noise, seed)
+    write_case(folder, system, noise, seed)
     cmd = [sys.executable, "-m", "pyude.cli", "discover", "--data", str(folder / "obs.csv"),
            "--problem", f"{folder / system}.py:PROBLEM", "--out", str(folder / "report"),
            "--seed", str(seed), "--quiet", "--no-plots", "--force"]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=ROOT, env={**__import__("os").environ,
-                                             "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                             "OMP_NUM_THREADS": "1"})
+        status = "ok" if proc.returncode == 0 else \
+            f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
     except subprocess.TimeoutExpired:
-        partial = folder / "report" / "results.json"
-        r = json.loads(partial.read_text()) if partial.exists() else {}
-        return dict(system=system, noise=noise, seed=seed, found=False,
-                    seconds=time.perf_counter() - start, status=f"timeout after {timeout:g} s "
-                    f"(in the {r.get('stage', '?')} stage)", timings=r.get("timings"),
-                    cpu_timings=r.get("cpu_timings"), tried=len(r.get("structures_tried", [])))
-    seconds = time.perf_counter() - start
+        status = f"timeout after {timeout:g} s"
+    return row(folder, system, noise, seed, status, time.perf_counter() - start)
+
+
+def row(folder: Path, system: str, noise: float, seed: int, status: str,
+        seconds: float | None = None) -> dict:
+    """One run's figures from its report folder (a run that stopped leaves its partial
+    results.json: the stage it was in and the structures refit so far)."""
+    with tempfile.TemporaryDirectory() as scratch:       # the same seeded noise again
+        true_noise = write_case(Path(scratch), system, noise, seed)
     results_file = folder / "report" / "results.json"
-    if proc.returncode != 0 or not results_file.exists():
-        return dict(system=system, noise=noise, seed=seed, found=False, seconds=seconds,
-                    status=f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    r = json.loads(results_file.read_text())
-    got = [set(terms) for terms in r["discovered"]["terms"]]
-    fit = r.get("fit", {})
-    return dict(system=system, noise=noise, seed=seed, found=got == SYSTEMS[system]["terms"],
-                seconds=seconds, status="ok", equations=r["discovered"]["equations"],
-                timings=r.get("timings"), cpu_timings=r.get("cpu_timings"),
-                fit_mse=fit.get("best_loss"),
-                noise_estimate=fit.get("noise_mse"), check=r.get("check"),
-                holdout=r.get("holdout"), true_noise_mse=true_noise,
-                warnings=r.get("warnings"), tried=len(r.get("structures_tried", [])),
-                abandoned=sum(bool(c.get("abandoned")) for c in r.get("structures_tried", [])))
+    r = json.loads(results_file.read_text()) if results_file.exists() else {}
+    if r.get("status") in ("running", "failed", "interrupted") and status == "ok":
+        status = "did not finish" if r["status"] == "running" else r["status"]
+    if r.get("status") != "done":
+        status += f" (in the {r.get('stage') or r.get('failed', {}).get('stage', '?')} stage)"
+    tried = r.get("structures_tried", [])
+    out = dict(system=system, noise=noise, seed=seed, found=False, status=status,
+               seconds=seconds if seconds is not None else r.get("seconds"),
+               timings=r.get("timings"), cpu_timings=r.get("cpu_timings"),
+               true_noise_mse=true_noise, tried=len(tried),
+               abandoned=sum(bool(c.get("abandoned")) for c in tried))
+    if r.get("status") == "done":
+        fit = r["fit"]
+        out.update(found=[set(terms) for terms in r["discovered"]["terms"]]
+                   == SYSTEMS[system]["terms"], status="ok",
+                   equations=r["discovered"]["equations"], fit_mse=fit["best_loss"],
+                   noise_estimate=fit.get("noise_mse"), holdout=r.get("holdout"),
+                   warnings=r.get("warnings"))
+    return out
 
 
 def main() -> None:
@@ -154,12 +166,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one per core)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--out", default="benchmarks/results/discovery_systems")
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing: the table from the report folders already in --out")
     args = parser.parse_args()
     out = Path(args.out)
     cases = [(s, n, seed) for s in args.systems for n in args.noise for seed in range(args.seeds)]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda c: one_run(out / f"{c[0]}-{c[1]}-{c[2]}", *c,
-                                               args.timeout), cases))
+    if args.table_only:
+        rows = [row(out / f"{s}-{n}-{seed}", s, n, seed, "ok") for s, n, seed in cases
+                if (out / f"{s}-{n}-{seed}").exists()]
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            rows = list(pool.map(lambda c: one_run(out / f"{c[0]}-{c[1]}-{c[2]}", *c,
+                                                   args.timeout), cases))
     lines = ["| system | noise | seed | found | wall seconds (CPU seconds) | network MSE / true "
              "noise | estimate / true noise | refits (abandoned) | held-out error | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -168,7 +186,7 @@ def main() -> None:
         ratio = lambda key: (f"{r[key] / r['true_noise_mse']:.2f}"  # noqa: E731
                              if ok and r.get(key) else "-")
         cpu = r.get("cpu_timings") or {}
-        timing = f"{r['seconds']:.0f}" + (
+        timing = (f"{r['seconds']:.0f}" if r["seconds"] is not None else "-") + (
             f" (CPU fit {cpu.get('fit', 0):.0f} + search {cpu.get('refit', 0):.0f})"
             if cpu else "")
         held = r.get("holdout") or {}
@@ -181,9 +199,11 @@ def main() -> None:
                      f"{r['status'][:60]} |")
     for s in args.systems:
         mine = [r for r in rows if r["system"] == s]
+        if not mine:
+            continue
         lines.append(f"\n{s}: found in {sum(r['found'] for r in mine)}/{len(mine)} runs, "
-                     f"median {np.median([r['seconds'] for r in mine]):.0f} s, "
-                     f"max {max(r['seconds'] for r in mine):.0f} s")
+                     f"median {np.median([r['seconds'] or 0 for r in mine]):.0f} s, "
+                     f"max {max(r['seconds'] or 0 for r in mine):.0f} s")
     text = "\n".join(lines)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
