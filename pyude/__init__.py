@@ -9,6 +9,7 @@ from . import discovery as discovery
 from . import julia as julia
 from . import nn as nn
 from . import ops as ops
+from . import pipeline as pipeline
 from . import problems as problems
 from . import symbolic as symbolic
 from ._errors import SolverError as SolverError

@@ -56,10 +56,24 @@ def check_data(t, data) -> tuple[Tensor, Tensor]:
     return t, data
 
 
+_SMOOTHED: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+
 def smoothed_derivatives(t: Tensor, data: Tensor, smoothing: float | None = None):
     """Smoothing-spline estimates of the states and their time derivatives at `t` (scipy's
     make_smoothing_spline, its smoothing chosen by generalised cross-validation unless
-    given)."""
+    given). The last few results are kept: the fit, the noise estimate and the candidate
+    search of one run smooth the same data."""
+    key = (t.numpy().tobytes(), data.detach().cpu().numpy().tobytes(), tuple(data.shape),
+           data.dtype, smoothing)
+    if key not in _SMOOTHED:
+        if len(_SMOOTHED) >= 4:
+            _SMOOTHED.pop(next(iter(_SMOOTHED)))
+        _SMOOTHED[key] = _smooth(t, data, smoothing)
+    return _SMOOTHED[key]
+
+
+def _smooth(t: Tensor, data: Tensor, smoothing: float | None):
     from scipy.interpolate import make_smoothing_spline
 
     tt = t.numpy()

@@ -114,3 +114,63 @@ def test_a_negative_parsimony_margin_is_refused(tmp_path, capsys):
 def test_unknown_regression_backend_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown symbolic-regression backend 'gp'"):
         pipeline.run("lotka_volterra", regression="gp", out=tmp_path)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["demo", "--noise", "-1"], "noise must be a fraction from 0 to 1"),
+    (["demo", "--noise", "nan"], "noise must be a fraction from 0 to 1 .* got nan"),
+    (["demo", "--degree", "9"], "degree must be a whole number from 1 to 6"),
+], ids=["negative-noise", "nan-noise", "degree"])
+def test_bad_options_are_refused_with_code_2(argv, match, tmp_path, capsys):
+    assert cli.main([*argv, "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert __import__("re").search(match, capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_noise_with_own_data_is_refused(tmp_path, capsys):
+    _write_csv(tmp_path / "obs.csv", [0, 1, 2], [[1, 1]] * 3)
+    code = cli.main(["discover", "--data", str(tmp_path / "obs.csv"), "--noise", "0.01",
+                     "--out", str(tmp_path / "r")])
+    assert code == 2 and "with your own data" in capsys.readouterr().err
+
+
+def test_an_existing_report_needs_force(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("{}")
+    assert cli.main(["demo", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "already holds a report (results.json); pass --force" in capsys.readouterr().err
+
+
+def test_a_problem_file_with_a_syntax_error_is_bad_input(tmp_path, capsys):
+    (tmp_path / "mine.py").write_text("def (:\n")
+    code = cli.main(["discover", "--problem", f"{tmp_path}/mine.py:PROBLEM",
+                     "--out", str(tmp_path / "r")])
+    assert code == 2 and "is not valid Python" in capsys.readouterr().err
+
+
+def test_an_internal_error_shows_its_traceback_with_code_1(monkeypatch, tmp_path, capsys):
+    def broken(*args, **kwargs):
+        try:
+            return 1 / 0
+        except ZeroDivisionError as err:
+            raise pipeline.InternalError("internal error in the fit stage: "
+                                         "ZeroDivisionError") from err
+    monkeypatch.setattr(pipeline, "run", broken)
+    assert cli.main(["demo", "--out", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError" in err
+    assert "internal error in the fit stage" in err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("pyude ")
+
+
+def test_a_file_that_is_not_an_npz_is_refused(tmp_path):
+    (tmp_path / "obs.npz").write_text("t,x\n0,1\n")
+    with pytest.raises(ValueError, match="is not a readable NPZ file"):
+        pipeline.load_data(tmp_path / "obs.npz")
+    np.savez(tmp_path / "words.npz", t=np.array(["a", "b", "c"]), u=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="the arrays t and u must hold numbers"):
+        pipeline.load_data(tmp_path / "words.npz")

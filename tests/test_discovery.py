@@ -218,3 +218,18 @@ def test_pysr_text_and_foreign_operon_text_are_refused():
     assert _operon_expr("(-0.9 * X1) * X1 + 1.5e-3", {"X1": x}) == -0.9 * x**2 + 0.0015
     with pytest.raises(ValueError, match="pyoperon returned a model pyude cannot read"):
         _operon_expr("__import__('os').getcwd()", {"X1": x})
+
+
+def test_sindy_finds_candidates_when_the_features_are_collinear():
+    """Three states that nearly sum to one (an epidemic's s, i, r along a fitted
+    trajectory): the library's columns are nearly collinear, the dense fit's coefficients
+    huge; the sweep still finds the term (before, it found nothing)."""
+    rng = np.random.default_rng(0)
+    s, i = rng.uniform(0.1, 0.6, 80), rng.uniform(0.05, 0.3, 80)
+    X = np.stack([s, i, 1 - s - i + 1e-4 * rng.standard_normal(80)], axis=1)
+    Y = np.stack([-0.6 * s * i, 0.6 * s * i], axis=1) + 1e-4 * rng.standard_normal((80, 2))
+    result = pyude.discover(X, Y, names=["s", "i", "r"], backend="sindy")
+    S_, I_ = sympy.symbols("s i", real=True)
+    assert all(result.candidates[k] for k in ("nn1", "nn2"))
+    assert any(eq.expr.free_symbols == {S_, I_} and eq.complexity == 1
+               for eq in result.candidates["nn1"])

@@ -26,8 +26,8 @@ the CLI's --degree)."""
 
 
 def discover(X, Y, *, names: Sequence[str] | None = None, targets: Sequence[str] | None = None,
-             backend: str = "auto", degree: int = DEFAULT_DEGREE, trig: bool = False, thresholds=None,
-             seed: int = 0, **backend_options) -> DiscoveryResult:
+             backend: str = "auto", degree: int = DEFAULT_DEGREE, trig: bool = False,
+             thresholds=None, seed: int = 0, **backend_options) -> DiscoveryResult:
     """Find closed forms Y_j = g_j(X) for each target column.
 
     Arguments:

@@ -135,11 +135,12 @@ def guarded(f: Callable, bound: float) -> Callable:
     beyond `bound` in size: a candidate that blows up is abandoned at once, instead of
     crawling towards its singularity at ever smaller steps."""
     def f_in_region(u, p, t):
-        for component in u:
-            size = float(torch.as_tensor(component).detach().abs().max())
-            if not size <= bound:
-                raise LeftRegion(f"left the plausible region (a state reached {size:.3g}, "
-                                 f"beyond {bound:.3g}) at t = {float(t):.4g}")
+        components = u if isinstance(u, torch.Tensor) else torch.stack(
+            [torch.as_tensor(c) for c in u])
+        size = float(components.detach().abs().max())
+        if not size <= bound:
+            raise LeftRegion(f"left the plausible region (a state reached {size:.3g}, "
+                             f"beyond {bound:.3g}) at t = {float(t):.4g}")
         return f(u, p, t)
     return f_in_region
 

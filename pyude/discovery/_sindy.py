@@ -57,7 +57,11 @@ def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: li
                      degree: int = 3, trig: bool = False, thresholds=None,
                      ridge: float = 1e-5) -> dict[str, list[Equation]]:
     """For each target, the distinct sparse models that sequentially thresholded least squares
-    finds over a sweep of thresholds (relative to the largest coefficient)."""
+    finds over a sweep of thresholds (relative to the largest coefficient of the dense
+    least-squares fit, its singular values below 1e-6 of the largest cut: with nearly
+    collinear features, a conserved quantity say, the plain fit's coefficients are huge and
+    every threshold would remove every term). When the sweep still finds nothing, the best
+    single term is the candidate."""
     try:
         import pysindy as ps
     except ImportError as err:
@@ -72,7 +76,7 @@ def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: li
     for j, target in enumerate(targets):
         y = Y[:, j]
         seen: dict[tuple, Equation] = {}
-        full = np.linalg.lstsq(thetas, y, rcond=None)[0]
+        full = np.linalg.lstsq(thetas, y, rcond=1e-6)[0]
         for threshold in sweep:
             opt = ps.STLSQ(threshold=float(threshold) * np.abs(full).max(), alpha=ridge,
                            max_iter=50)
@@ -88,5 +92,13 @@ def sindy_candidates(X: np.ndarray, Y: np.ndarray, names: list[str], targets: li
             expr = sympy.Add(*[sympy.Float(c / scale[i], 6) * exprs[i]
                                for c, i in zip(coef, support)])
             seen[support] = Equation(target, expr, len(support), loss, len(y))
+        if not seen:
+            fits = [(float(np.mean((thetas[:, [i]] @ np.linalg.lstsq(thetas[:, [i]], y,
+                                                                     rcond=None)[0] - y)**2)), i)
+                    for i in range(thetas.shape[1])]
+            _, i = min(fits)
+            c = np.linalg.lstsq(thetas[:, [i]], y, rcond=None)[0][0]
+            seen[(i,)] = Equation(target, sympy.Float(c / scale[i], 6) * exprs[i], 1,
+                                  min(fits)[0], len(y))
         out[target] = sorted(seen.values(), key=lambda eq: eq.complexity)
     return out

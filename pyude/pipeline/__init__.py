@@ -5,8 +5,11 @@ terms -> refit of the discovered model through the ODE -> extrapolation check ->
 `results.json` and PNG plots into a folder and returns the results as a dict.
 
 The modules: `_problems` (what a discovery problem is, the built-in ones, a user's file),
-`_data` (simulated or read observations), `_candidates` and `_selection` (the structure
-search), `_report` (results, report and plots), `_run` (the stages in order).
+`_data` (simulated or read observations, the noise estimate), `_candidates` and
+`_selection` (the structure search and its budget), `_options` (the run's options checked
+before any work, the report folder), `_output` (results.json as the run goes, the search's
+progress), `_report` (report.md and the terminal summary), `_plots`, and `_run` (the stages
+in order).
 """
 
 from ._candidates import shortlist as shortlist

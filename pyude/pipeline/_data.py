@@ -28,6 +28,32 @@ def make_data(problem: DiscoveryProblem, noise: float, seed: int):
     return t, truth, data
 
 
+def noise_estimate(t: torch.Tensor, data: torch.Tensor) -> float:
+    """The data's noise variance, pooled over the states: each state's residual from a
+    smoothing spline (its penalty chosen by generalised cross-validation on a grid) over the
+    residual's degrees of freedom, n - trace of the smoother. 0.65-1.0 times the true
+    variance on the built-in problems at 1-5% noise (the plain mean squared residual is
+    0.3-0.7 times: the spline follows part of the noise); many times too high when the
+    observations sample the dynamics sparsely (the spline cannot follow the signal)."""
+    import numpy as np
+    from scipy.interpolate import make_smoothing_spline
+
+    x = t.detach().cpu().numpy()
+    y = data.detach().cpu().numpy().reshape(len(x), -1)
+    n = len(x)
+    best, variance = np.full(y.shape[1], np.inf), np.zeros(y.shape[1])
+    for lam in np.geomspace(1e-8, 1e2, 21):
+        smoother = make_smoothing_spline(x, np.eye(n), lam=lam)(x)
+        dof = n - np.trace(smoother)
+        rss = ((y - smoother @ y) ** 2).sum(axis=0)
+        if dof < n / 4:
+            continue            # near interpolation GCV is unreliable (rss and dof both ~0)
+        gcv = n * rss / dof**2
+        better = gcv < best
+        best[better], variance[better] = gcv[better], rss[better] / dof
+    return float(variance.mean())
+
+
 def load_data(path: str | Path, state_names: list[str] | None = None):
     """Observations from a file: a CSV with a header row (a time column named `t` or
     `time`, then one column per state) or an NPZ with arrays `t` and `u` (shape
@@ -39,13 +65,23 @@ def load_data(path: str | Path, state_names: list[str] | None = None):
         raise FileNotFoundError(f"no data file at {path}"
                                 + (" (it is a folder)" if path.is_dir() else ""))
     if path.suffix.lower() == ".npz":
-        with np.load(path) as arrays:
-            missing = [k for k in ("t", "u") if k not in arrays]
-            if missing:
-                raise ValueError(f"{path} lacks the array(s) {missing}; an NPZ needs `t` "
-                                 f"(times) and `u` (states, shape (len(t), n)); it has "
-                                 f"{sorted(arrays)}")
-            t, u = arrays["t"], arrays["u"]
+        import zipfile
+        from pickle import UnpicklingError
+        try:
+            if not zipfile.is_zipfile(path):
+                raise OSError("not a zip archive of arrays; write one with numpy.savez")
+            with np.load(path) as arrays:
+                missing = [k for k in ("t", "u") if k not in arrays]
+                if missing:
+                    raise ValueError(f"{path} lacks the array(s) {missing}; an NPZ needs `t` "
+                                     f"(times) and `u` (states, shape (len(t), n)); it has "
+                                     f"{sorted(arrays)}")
+                t, u = arrays["t"], arrays["u"]
+        except (OSError, zipfile.BadZipFile, EOFError, UnpicklingError) as err:
+            raise ValueError(f"{path} is not a readable NPZ file ({err})") from err
+        if not (np.issubdtype(t.dtype, np.number) and np.issubdtype(u.dtype, np.number)):
+            raise ValueError(f"{path}: the arrays t and u must hold numbers; they hold "
+                             f"{t.dtype} and {u.dtype}")
         u = u.reshape(len(u), -1) if u.ndim == 1 else u
         names = state_names or [f"u{i + 1}" for i in range(u.shape[-1])]
         return t, u, names

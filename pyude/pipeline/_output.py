@@ -17,18 +17,21 @@ class Output:
 
     def __init__(self, folder: Path, header: dict, started: float):
         self.folder, self.started = folder, started
-        self.results = dict(header, status="running")
+        self.results = dict(header, status="running", cpu_timings={})
+        self.cpu_mark = time.process_time()
         self.trials: list[dict] = []
         self.stage, self.mark = "", started
         self._write()
 
     def begin(self, stage: str) -> None:
         self.stage, self.mark = stage, time.perf_counter()
+        self.cpu_mark = time.process_time()
         self.results["stage"] = stage
         self._write()
 
     def done(self, **fields) -> None:
         self.results["timings"][self.stage] = time.perf_counter() - self.mark
+        self.results["cpu_timings"][self.stage] = time.process_time() - self.cpu_mark
         self.results.update(fields)
         self._write()
 

@@ -66,9 +66,10 @@ def _fit_line(fit: dict) -> str:
     ratio = fit.get("mse_over_noise")
     return (f"Best trajectory MSE {fit['best_loss']:.4g} after {fit['iterations']} iterations "
             f"(collocation, Adam, LBFGS)" + (f"; {fit['stopped']}" if fit["stopped"] else "")
-            + "." + (f" The noise estimate (a smoothing spline's residual) is "
-                     f"{fit['noise_mse']:.4g}: the fit's MSE is {ratio:.2f} times it."
-                     if ratio is not None else ""))
+            + "." + (f" The noise estimate (a smoothing spline's residual over its "
+                     f"degrees of freedom) is {fit['noise_mse']:.4g}: the fit's MSE is "
+                     f"{ratio:.2f} times it (the estimate is high when the observations "
+                     f"sample the dynamics sparsely)." if ratio is not None else ""))
 
 
 def results(spec, found, model, loss, oracle, oracle_loss, trials) -> dict:

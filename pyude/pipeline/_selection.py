@@ -100,6 +100,7 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
     per_target = list(candidates.values())
     tried: dict[tuple[int, ...], tuple[float, float, object]] = {}
     best: list = [math.inf, None]
+    shown: dict[int, tuple] = {}
 
     def score(choice: tuple[int, ...]) -> float:
         if choice not in tried:
@@ -115,7 +116,7 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
             if bic < best[0]:
                 best[:] = [bic, model]
             if on_trial is not None:
-                on_trial(_event(model, bic, loss, *best))
+                on_trial(_event(model, bic, loss, *best, shown))
         return tried[choice][0]
 
     def search(choice: tuple[int, ...]) -> None:
@@ -147,15 +148,23 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
     if kept is None:
         raise RuntimeError("no discovered structure could be refit through the ODE and stay "
                            "bounded beyond the data")
-    return kept[2], kept[1], [(b, lo, m.equations()) for b, lo, m in trials]
+    return kept[2], kept[1], [(b, lo, _shown(m, shown)[0]) for b, lo, m in trials]
 
 
-def _event(model, bic: float, loss: float, best_bic: float, best_model) -> dict:
+def _shown(model, shown: dict) -> tuple[list, list]:
+    """A refit model's equations and network terms for display, worked out once (each is
+    a sympy expansion; a search shows every model once and the best one many times)."""
+    if id(model) not in shown:
+        shown[id(model)] = (model.equations(), model.network_terms(), model)
+    return shown[id(model)][:2]
+
+
+def _event(model, bic: float, loss: float, best_bic: float, best_model, shown: dict) -> dict:
     """What `select_structure` tells `on_trial` about one refit."""
     abandoned = (model.failure or "no finite loss") if math.isinf(loss) else ""
     best = None if best_model is None else dict(
-        bic=best_bic, equations=[str(e) for e in best_model.network_terms()])
-    return dict(equations=[str(e) for e in model.equations()], bic=bic, loss=loss,
+        bic=best_bic, equations=[str(e) for e in _shown(best_model, shown)[1]])
+    return dict(equations=[str(e) for e in _shown(model, shown)[0]], bic=bic, loss=loss,
                 abandoned=abandoned, best=best)
 
 
