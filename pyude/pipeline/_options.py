@@ -98,6 +98,6 @@ def versions() -> dict[str, str]:
     import sympy
     import torch
 
-    from .. import __version__
+    from .._version import __version__
     return dict(pyude=__version__, python=platform.python_version(), torch=torch.__version__,
                 sympy=sympy.__version__)
