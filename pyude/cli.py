@@ -1,4 +1,9 @@
-"""The `pyude` command."""
+"""pyude: stiff and adjoint ODE solvers, UDEs and equation discovery, from the command line.
+
+Run the UDE paper's Lotka-Volterra experiment (`pyude demo`), discover the missing terms of
+your own model from your own data (`pyude discover --data obs.csv --problem mine.py:PROBLEM`),
+see the solvers at work (`pyude solvers`), or check what is installed (`pyude doctor`).
+`pyude COMMAND --help` lists each command's options and their defaults."""
 
 from __future__ import annotations
 
@@ -54,29 +59,37 @@ def _solvers(args: argparse.Namespace) -> int:
     import pyude
     from pyude.problems import lotka_volterra_problem
 
-    print("pyude demo: Lotka-Volterra (1.5, 1, 3, 1) from (1, 1) to t = 10, native backend\n")
+    print("pyude solvers: Lotka-Volterra (1.5, 1, 3, 1) from (1, 1) to t = 10, on the "
+          "compiled (numba) and torch (native) backends\n")
     reference = (1.026344767575089319, 0.909691078136041618)  # mpmath, 30 digits
-    print(f"{'solver':8} {'rtol':>7} {'steps':>6} {'f evals':>8} {'max error':>10} {'time':>8}")
+    print(f"{'solver':9} {'backend':7} {'rtol':>7} {'steps':>6} {'f evals':>8} "
+          f"{'max error':>10} {'time':>8}")
     prob = lotka_volterra_problem()
     for solver, tol in [(pyude.Tsit5(), 1e-6), (pyude.Tsit5(), 1e-10), (pyude.Vern7(), 1e-10),
-                        (pyude.DP5(), 1e-8), (pyude.BS3(), 1e-6)]:
-        start = time.perf_counter()
-        sol = pyude.solve(prob, solver, rtol=tol, atol=tol, saveat=[10.0])
-        elapsed = time.perf_counter() - start
-        err = max(abs(sol.u[-1, i].item() - reference[i]) for i in range(2))
-        print(f"{solver!r:8} {tol:7.0e} {sol.stats.naccept:6d} {sol.stats.nf:8d} {err:10.2e} "
-              f"{elapsed * 1e3:6.1f}ms")
+                        (pyude.DP5(), 1e-8), (pyude.BS3(), 1e-6), (pyude.Rodas5P(), 1e-8)]:
+        for backend in ("numba", "native"):
+            pyude.solve(prob, solver, rtol=tol, atol=tol, saveat=[10.0], backend=backend)
+            start = time.perf_counter()          # (the first call above loads the kernels)
+            sol = pyude.solve(prob, solver, rtol=tol, atol=tol, saveat=[10.0],
+                              backend=backend)
+            elapsed = time.perf_counter() - start
+            err = max(abs(sol.u[-1, i].item() - reference[i]) for i in range(2))
+            print(f"{solver!r:9} {backend:7} {tol:7.0e} {sol.stats.naccept:6d} "
+                  f"{sol.stats.nf:8d} {err:10.2e} {elapsed * 1e3:6.2f}ms")
 
-    print(f"\nA batch of {args.batch} initial states in one solve (one shared step size):")
     u0 = 0.5 + torch.rand(args.batch, 2, dtype=torch.float64,
                           generator=torch.Generator().manual_seed(args.seed))
-    start = time.perf_counter()
-    sol = pyude.solve(prob.remake(u0=u0), pyude.Tsit5(), rtol=1e-8, atol=1e-8, saveat=10.0)
-    print(f"  u shape {tuple(sol.u.shape)}, {sol.stats.naccept} steps, "
-          f"{(time.perf_counter() - start) * 1e3:.1f} ms")
+    print(f"\nA batch of {args.batch} initial states in one solve:")
+    for backend, how in (("numba", "each trajectory its own steps, in parallel"),
+                         ("native", "one step size shared by the batch")):
+        start = time.perf_counter()
+        sol = pyude.solve(prob.remake(u0=u0), pyude.Tsit5(), rtol=1e-8, atol=1e-8,
+                          saveat=10.0, backend=backend)
+        print(f"  {backend:7} u shape {tuple(sol.u.shape)}, {sol.stats.naccept} steps "
+              f"({how}), {(time.perf_counter() - start) * 1e3:.1f} ms")
 
-    print("\nGradient of sum(u(10)) with respect to (alpha, beta, gamma, delta), by "
-          "backpropagation through Tsit5:")
+    print("\nGradient of sum(u(10)) with respect to (alpha, beta, gamma, delta), by the "
+          "discrete adjoint of Tsit5's steps:")
     p = torch.tensor([1.5, 1.0, 3.0, 1.0], dtype=torch.float64, requires_grad=True)
     names = ["alpha", "beta", "gamma", "delta"]
     sol = pyude.solve(prob.remake(p=dict(zip(names, p))), pyude.Tsit5(), rtol=1e-10,
@@ -140,7 +153,8 @@ def _discovery_options(parser: argparse.ArgumentParser, data: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from pyude import __version__
-    parser = argparse.ArgumentParser(prog="pyude", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pyude", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pyude {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
@@ -154,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     _discovery_options(discover, data=True)
     discover.set_defaults(run=_discover)
     solvers = sub.add_parser("solvers", help="solve and print a small showcase of the "
-                                             "native solvers")
+                                             "solvers on the compiled and torch backends")
     solvers.add_argument("--batch", type=int, default=256,
-                         help="trajectories in the batched solve")
-    solvers.add_argument("--seed", type=int, default=0)
+                         help="trajectories in the batched solve (default 256)")
+    solvers.add_argument("--seed", type=int, default=0,
+                         help="seeds the batch's initial states (default 0)")
     solvers.set_defaults(run=_solvers)
     doctor = sub.add_parser("doctor", help="report Python, torch, Julia and the optional "
                                            "packages, with what to do about missing ones")

@@ -55,4 +55,4 @@ def _announce(name: str, reasons: list[str]) -> None:
     _ANNOUNCED.add(name)
     why = f": {'; '.join(reasons)}" if reasons else ""
     warnings.warn(f"backend='auto' solves on the {name} backend{why}", BackendNotice,
-                  stacklevel=4)
+                  stacklevel=5)   # the caller of pyude.solve

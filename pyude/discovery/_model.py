@@ -173,7 +173,8 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
 
     def loss_fn():
         prob = ODEProblem(f, u0, (float(t[0]), float(t[-1])), Params(values))
-        sol = solve(prob, solver or Tsit5(), saveat=t, rtol=rtol, atol=atol, maxiters=maxiters)
+        sol = solve(prob, solver or Tsit5(), backend="native",
+                    saveat=t, rtol=rtol, atol=atol, maxiters=maxiters)
         return ((sol.u - data) ** 2).reshape(len(t), -1, data.shape[-1]).mean(dim=(0, 1))
 
     start = {k: float(v) for k, v in model.p.items()}

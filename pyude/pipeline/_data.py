@@ -21,7 +21,7 @@ def make_data(problem: DiscoveryProblem, noise: float, seed: int):
                          f"from; give the observations (t and data)")
     t = torch.arange(0.0, problem.t_end + 1e-9, problem.dt_save, dtype=torch.float64)
     prob = ODEProblem(problem.truth, problem.u0, (0.0, problem.t_end), problem.true_p)
-    truth = solve(prob, Vern7(), saveat=t, rtol=1e-12, atol=1e-12).u
+    truth = solve(prob, Vern7(), backend="native", saveat=t, rtol=1e-12, atol=1e-12).u
     gen = torch.Generator().manual_seed(seed)
     scale = noise * truth.abs().mean(dim=0)
     data = truth + scale * torch.randn(truth.shape, generator=gen, dtype=torch.float64)

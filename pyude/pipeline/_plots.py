@@ -27,7 +27,8 @@ def _trajectory(model, times: torch.Tensor):
     solve fails)."""
     prob = ODEProblem(model.f, model.u0, (float(times[0]), float(times[-1])), model.p)
     with torch.no_grad():
-        sol = solve(prob, Tsit5(), saveat=times, rtol=1e-7, atol=1e-7, throw=False,
+        sol = solve(prob, Tsit5(), backend="native",
+                    saveat=times, rtol=1e-7, atol=1e-7, throw=False,
                     maxiters=50_000)
     return sol.u if sol.success and len(sol) == len(times) else None
 

@@ -210,7 +210,8 @@ def _network_steps(ude, t, data) -> int:
     screening refits solve)."""
     prob = ODEProblem(ude.field, data[0], (float(t[0]), float(t[-1])))
     with torch.no_grad():
-        sol = solve(prob, Tsit5(), rtol=1e-5, atol=1e-5, throw=False, maxiters=100_000)
+        sol = solve(prob, Tsit5(), backend="native",
+                    rtol=1e-5, atol=1e-5, throw=False, maxiters=100_000)
     return int(sol.stats.naccept + sol.stats.nreject)
 
 
@@ -235,7 +236,8 @@ def _holdout(model, ude, t_all, data_all, n_fit, noise_mse) -> dict:
     norm = float(torch.linalg.norm(held))
     prob = ODEProblem(model.f, model.u0, (float(t_all[0]), float(t_all[-1])), model.p)
     with torch.no_grad():
-        sol = solve(prob, Tsit5(), saveat=t_all, rtol=1e-7, atol=1e-7, throw=False,
+        sol = solve(prob, Tsit5(), backend="native",
+                    saveat=t_all, rtol=1e-7, atol=1e-7, throw=False,
                     maxiters=100_000)
         net_pred = ude(data_all[0], t_all)
     disc = (float(torch.linalg.norm(sol.u[n_fit:] - held)) / norm
@@ -274,6 +276,6 @@ def _extrapolate(u0, f, p, t_end):
     a refit model's from the state it estimated, as a user would predict)."""
     times = torch.linspace(0.0, t_end, 401, dtype=torch.float64)
     prob = ODEProblem(f, u0, (0.0, t_end), p)
-    sol = solve(prob, Vern7(), saveat=times, rtol=1e-9, atol=1e-9, throw=False,
+    sol = solve(prob, Vern7(), backend="native", saveat=times, rtol=1e-9, atol=1e-9, throw=False,
                 maxiters=20_000)
     return times, sol

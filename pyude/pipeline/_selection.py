@@ -53,7 +53,8 @@ def _stays_bounded(problem, model, t, data, horizon: float = 3.0,
     maxiters = int(budget.maxiters * max(1.0, (t_end - t0) / float(t[-1] - t0)))
     try:
         with torch.no_grad():
-            sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-6, throw=False, maxiters=maxiters,
+            sol = solve(prob, Tsit5(), backend="native",
+                        rtol=1e-6, atol=1e-6, throw=False, maxiters=maxiters,
                         saveat=torch.linspace(t0, t_end, 201, dtype=torch.float64))
     except LeftRegion:
         return False
