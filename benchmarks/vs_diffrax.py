@@ -45,7 +45,7 @@ def _setup():
 
 def _solve_fn(model, method, t1):
     """solve(y0, params, rtol, atol) -> (y(t1), success, accepted steps), not yet jitted."""
-    jax, jnp, diffrax = _setup()
+    _, jnp, diffrax = _setup()
     term = diffrax.ODETerm(lambda t, y, p: jnp.stack(model(y, SimpleNamespace(**p), t)))
     solver = getattr(diffrax, method)()
 
