@@ -34,9 +34,29 @@ class _SolvingModule(nn.Module):
         if times.numel() < 2:
             raise ValueError("t must hold at least two times: the initial time and one more")
         prob = ODEProblem(self.field, u0, (float(times[0]), float(times[-1])))
+        self._check_network(prob.u0)
         sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg,
                     backend=self.backend, **self.options)
         return sol.u
+
+
+    def _check_network(self, u0: Tensor) -> None:
+        """The network's dtype (and, for a NeuralODE, its widths) against the state, before
+        any solve: torch would only say that two matrices cannot be multiplied."""
+        dtypes = {p.dtype for p in self.net.parameters() if p.is_floating_point()}
+        if dtypes and dtypes != {u0.dtype}:
+            raise ValueError(
+                f"the network's weights are {', '.join(map(str, sorted(dtypes, key=str)))} but "
+                f"the state is {u0.dtype}; give them one dtype: `net.double()` for a float64 "
+                f"state, or `u0.float()` for float32")
+        linears = [m for m in self.net.modules() if isinstance(m, nn.Linear)]
+        n = u0.shape[-1]
+        if isinstance(self, NeuralODE) and linears and (
+                linears[0].in_features != n or linears[-1].out_features != n):
+            raise ValueError(
+                f"a NeuralODE's network maps the state to its derivative, so it must take "
+                f"and return {n} values (the state's width); its first Linear takes "
+                f"{linears[0].in_features} and its last returns {linears[-1].out_features}")
 
 
 class NeuralODE(_SolvingModule):

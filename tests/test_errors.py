@@ -296,3 +296,15 @@ def test_a_batch_names_the_trajectory_that_failed():
     sol = pyude.solve(prob, pyude.Euler(), dt=0.5, throw=False)
     assert sol.retcode == pyude.ReturnCode.Unstable
     assert "in trajectory (1,) of the batch" in sol.message
+
+
+def test_a_network_of_another_dtype_or_width_than_the_state_is_named():
+    from torch import nn
+    u0 = torch.ones(2, dtype=torch.float64)
+    wide = pyude.NeuralODE(nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 3)).double())
+    with pytest.raises(ValueError, match="must take and return 2 values.*first Linear takes 3"):
+        wide(u0, [0.0, 1.0])
+    single = pyude.NeuralODE(nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2)))
+    with pytest.raises(ValueError, match="weights are torch.float32 but the state is "
+                                         "torch.float64.*net.double"):
+        single(u0, [0.0, 1.0])
