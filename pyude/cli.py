@@ -151,6 +151,16 @@ def _discovery_options(parser: argparse.ArgumentParser, data: bool) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} trajectories: give at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     from pyude import __version__
     parser = argparse.ArgumentParser(prog="pyude", description=__doc__,
@@ -169,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     discover.set_defaults(run=_discover)
     solvers = sub.add_parser("solvers", help="solve and print a small showcase of the "
                                              "solvers on the compiled and torch backends")
-    solvers.add_argument("--batch", type=int, default=256,
+    solvers.add_argument("--batch", type=_positive_int, default=256,
                          help="trajectories in the batched solve (default 256)")
     solvers.add_argument("--seed", type=int, default=0,
                          help="seeds the batch's initial states (default 0)")

@@ -174,3 +174,11 @@ def test_a_file_that_is_not_an_npz_is_refused(tmp_path):
     np.savez(tmp_path / "words.npz", t=np.array(["a", "b", "c"]), u=np.ones((3, 2)))
     with pytest.raises(ValueError, match="the arrays t and u must hold numbers"):
         pipeline.load_data(tmp_path / "words.npz")
+
+
+def test_solvers_refuses_an_empty_batch_as_bad_input(capsys):
+    from pyude.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["solvers", "--batch", "0"])
+    assert exit_.value.code == 2
+    assert "0 trajectories: give at least 1" in capsys.readouterr().err
