@@ -25,7 +25,8 @@ import numpy as np
 from numba import njit, types
 
 from ._adjoint_codegen import VJP_FN
-from ._erk import FLAG_FSAL, _combine
+from ._erk import FLAG_FSAL, _combine, dense_weights
+from ._loop import snap
 from ._types import CUBE, IVEC, MAT, RHS_FN, VEC
 
 _F8 = types.float64
@@ -35,25 +36,6 @@ ERK_ADJOINT_SIG = types.Tuple((VEC, VEC))(
     VEC, types.int64, MAT,                     # saveat, has_saveat, cotangents of the saves
     MAT, VEC, VEC, MAT, MAT, VEC, IVEC,        # A, b, c, dense poly, extra a, extra c, flags
 )
-
-EPS = 2.220446049250313e-16
-
-
-@njit(cache=True)
-def _snap(a, b):
-    return 64 * EPS * max(abs(a), abs(b), 1e-300)
-
-
-@njit(cache=True)
-def _dense_weights(poly, theta, out):
-    rows, degree = poly.shape
-    for i in range(rows):
-        acc = 0.0
-        power = 1.0
-        for j in range(degree):
-            power *= theta
-            acc += poly[i, j] * power
-        out[i] = acc
 
 
 @njit(cache=True)
@@ -72,7 +54,7 @@ def _interp_back(g, theta, dt, poly, gu0, gu1, gKD, gf1, weights):
             gKD[0, j] += cf0 * g[j]
             gf1[j] += cf1 * g[j]
         return
-    _dense_weights(poly, theta, weights)
+    dense_weights(poly, theta, weights)
     for r in range(poly.shape[0]):
         w = dt * weights[r]
         for j in range(n):
@@ -103,14 +85,14 @@ def erk_adjoint(rhs, vjp, p, steps, tb, step_u, step_k, saveat, has_saveat, g_us
     if has_saveat != 0:
         k = 0
         t0 = tb[0]
-        while k < saveat.shape[0] and abs(saveat[k] - t0) <= _snap(t0, t0):
+        while k < saveat.shape[0] and abs(saveat[k] - t0) <= snap(t0, t0):
             gu[0] += g_us[k]
             k += 1
         for i in range(nsteps):
             t, dt, t_new = steps[i, 0], steps[i, 1], tb[i + 1]
             while k < saveat.shape[0]:
                 ts = saveat[k]
-                if abs(ts - t_new) <= _snap(ts, t_new):
+                if abs(ts - t_new) <= snap(ts, t_new):
                     gu[i + 1] += g_us[k]
                 elif tdir * (ts - t_new) < 0:
                     _interp_back(g_us[k], (ts - t) / dt, dt, poly, gu[i], gu[i + 1], gK[i],

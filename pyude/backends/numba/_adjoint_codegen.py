@@ -23,7 +23,7 @@ import sympy
 from numba import types
 
 from ...symbolic._trace import TracedModel
-from ._codegen import PythonPrinter, _inputs
+from ._codegen import PythonPrinter, _inputs, assign
 from ._network import n_activations
 from ._types import VEC
 
@@ -31,26 +31,6 @@ _F64 = types.float64
 # vjp(t, u, p, a, gu, gp): gu = (df/du)^T a; gp += (df/dp)^T a
 VJP_SIG = types.void(_F64, VEC, VEC, VEC, VEC, VEC)
 VJP_FN = types.FunctionType(VJP_SIG)
-
-
-def _assign(printer: PythonPrinter, exprs: list, targets: list[str], prefix: str,
-            op: str = "=", skip_zero: bool = False) -> list[str]:
-    """`target op expr` lines with shared subexpressions computed once (named prefix<k>)."""
-    if skip_zero:
-        pairs = [(t, e) for t, e in zip(targets, exprs) if e != 0]
-        targets, exprs = [t for t, _ in pairs], [e for _, e in pairs]
-    if not exprs:
-        return []
-    temps, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols(f"_{prefix}"),
-                               optimizations=None)
-    lines = []
-    for k, (sym, value) in enumerate(temps):
-        name = f"{prefix}{k}"
-        lines.append(f"    {name} = {printer(value)}")
-        printer.names[sym] = name
-    for target, value in zip(targets, reduced):
-        lines.append(f"    {target} {op} {printer(value)}")
-    return lines
 
 
 def _symbols(stem: str, count: int, fmt: str) -> tuple[list[sympy.Symbol], dict]:
@@ -97,7 +77,7 @@ def vjp_source(model: TracedModel) -> str:
           for s in model.states]
     gp = [sum((a[i] * sympy.diff(model.exprs[i], q) for i in range(n)), sympy.Integer(0))
           for q in model.params]
-    body = ["    gu[:] = 0.0"] + _assign(printer, gu + gp, [f"gu[{j}]" for j in range(n)]
+    body = ["    gu[:] = 0.0"] + assign(printer, gu + gp, [f"gu[{j}]" for j in range(n)]
                                        + [f"gp[{q}]" for q in range(k)], "w", "+=", True)
     helpers = printer.helpers
     return "\n".join([
@@ -136,14 +116,14 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
         return ([f"    buf = np.empty({size})", f"    x = buf[:{nin}]",
                  f"    pre = buf[{nin}:{nin + nact}]",
                  f"    post = buf[{nin + nact}:{nin + 2 * nact}]"]
-                + _assign(pr, x_exprs, [f"x[{i}]" for i in range(nin)], prefix)
+                + assign(pr, x_exprs, [f"x[{i}]" for i in range(nin)], prefix)
                 + [f"    mlp_forward(SPEC, p, {off}, x, pre, post)"])
 
     f = list(model.exprs)
     helpers: dict[str, str] = {}
     # rhs
     pr = printer()
-    rhs = prologue(pr, "v") + _assign(pr, f, [f"out[{i}]" for i in range(n)], "w")
+    rhs = prologue(pr, "v") + assign(pr, f, [f"out[{i}]" for i in range(n)], "w")
     helpers.update(pr.helpers)
     # jac: partial + df/dy Jn dx/du
     jn, jn_names = _symbols("jn", m * nin, "Jn[{}]")
@@ -162,7 +142,7 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
             jac_exprs.append(e)
     jac = (prologue(pr, "v") + [f"    Jn = np.empty(({m}, {nin}))",
                                  f"    mlp_jacobian(SPEC, p, {off}, x, pre, post, Jn)"]
-           + _assign(pr, jac_exprs, [f"J[{i}, {j}]" for i in range(n) for j in range(n)], "w"))
+           + assign(pr, jac_exprs, [f"J[{i}, {j}]" for i in range(n) for j in range(n)], "w"))
     helpers.update(pr.helpers)
     # dfdt
     t = model.t
@@ -179,7 +159,7 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
             dt_exprs.append(e)
         dfdt = (prologue(pr, "v") + [f"    Jn = np.empty(({m}, {nin}))",
                                      f"    mlp_jacobian(SPEC, p, {off}, x, pre, post, Jn)"]
-                + _assign(pr, dt_exprs, [f"out[{i}]" for i in range(n)], "w"))
+                + assign(pr, dt_exprs, [f"out[{i}]" for i in range(n)], "w"))
         helpers.update(pr.helpers)
     else:
         dfdt = ["    out[:] = 0.0"]
@@ -199,10 +179,10 @@ def network_model_source(model: TracedModel, layout: NetworkLayout) -> tuple[str
     vjp = (prologue(pr, "v") + [f"    gy = buf[{o}:{o + m}]",
                                  f"    gx = buf[{o + m}:{o + m + nin}]",
                                  f"    work = buf[{o + m + nin}:]"]
-           + _assign(pr, gy, [f"gy[{q}]" for q in range(m)], "y")
+           + assign(pr, gy, [f"gy[{q}]" for q in range(m)], "y")
            + [f"    mlp_vjp(SPEC, p, {off}, x, pre, post, gy, gx, gp, work)",
               "    gu[:] = 0.0"]
-           + _assign(pr, gu + gp, [f"gu[{j}]" for j in range(n)]
+           + assign(pr, gu + gp, [f"gu[{j}]" for j in range(n)]
                      + [f"gp[{q}]" for q in range(k)], "w", "+=", True))
     helpers.update(pr.helpers)
     spec_rows = ", ".join(f"({a_}, {b_}, {c_})" for a_, b_, c_ in spec.tolist())

@@ -96,16 +96,23 @@ def _inputs(model: TracedModel) -> dict[sympy.Symbol, str]:
     return names
 
 
-def _body(printer: PythonPrinter, exprs: list, targets: list[str]) -> list[str]:
-    """Assignments `target = expr` with shared subexpressions computed once, in `w<k>`."""
-    temps, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols("w"), optimizations=None)
+def assign(printer: PythonPrinter, exprs: list, targets: list[str], prefix: str,
+            op: str = "=", skip_zero: bool = False) -> list[str]:
+    """`target op expr` lines with shared subexpressions computed once (named prefix<k>)."""
+    if skip_zero:
+        pairs = [(t, e) for t, e in zip(targets, exprs) if e != 0]
+        targets, exprs = [t for t, _ in pairs], [e for _, e in pairs]
+    if not exprs:
+        return []
+    temps, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols(f"_{prefix}"),
+                               optimizations=None)
     lines = []
     for k, (sym, value) in enumerate(temps):
-        name = f"w{k}"
+        name = f"{prefix}{k}"
         lines.append(f"    {name} = {printer(value)}")
         printer.names[sym] = name
     for target, value in zip(targets, reduced):
-        lines.append(f"    {target} = {printer(value)}")
+        lines.append(f"    {target} {op} {printer(value)}")
     return lines
 
 
@@ -128,17 +135,17 @@ def generate(model: TracedModel) -> GeneratedModel:
                                         "compiles models without networks for now")
     n = len(model.states)
     printer = PythonPrinter(_inputs(model))
-    rhs = _body(printer, list(model.exprs), [f"out[{i}]" for i in range(n)])
+    rhs = assign(printer, list(model.exprs), [f"out[{i}]" for i in range(n)], "w")
     jac_printer = PythonPrinter(_inputs(model))
     reads_t = any(f.has(model.t) for f in model.exprs)
     try:
         jac_exprs = [sympy.diff(f, s) for f in model.exprs for s in model.states]
         targets = [f"J[{i}, {j}]" for i in range(n) for j in range(n)]
-        jac = _body(jac_printer, jac_exprs, targets)
+        jac = assign(jac_printer, jac_exprs, targets, "w")
         dfdt = ["    out[:] = 0.0"]
         if reads_t:
-            dfdt = _body(jac_printer, [sympy.diff(f, model.t) for f in model.exprs],
-                         [f"out[{i}]" for i in range(n)])
+            dfdt = assign(jac_printer, [sympy.diff(f, model.t) for f in model.exprs],
+                          [f"out[{i}]" for i in range(n)], "w")
         jac_error = None
     except UnsupportedOperationError as err:
         # (|x|, min and max differentiate to functions outside the table): only the stiff

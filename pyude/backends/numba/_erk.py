@@ -132,6 +132,19 @@ def erk_dense_stages(rhs, p, t0, dt, u0, f1, K, flags, extra_a, extra_c, KD):
 
 
 @njit(cache=True)
+def dense_weights(poly, theta, out):
+    """b_i(theta) = sum_j poly[i, j] theta^(j+1), a `DenseTableau`'s weights, into `out`."""
+    rows, degree = poly.shape
+    for i in range(rows):
+        acc = 0.0
+        power = 1.0
+        for j in range(degree):
+            power *= theta
+            acc += poly[i, j] * power
+        out[i] = acc
+
+
+@njit(cache=True)
 def erk_interpolate(out, theta, dt, u0, u1, f0, f1, poly, KD):
     """The method's own dense output at theta (`AbstractERK.interpolate`), with KD from
     `erk_dense_stages`, or Hermite's when the method has none."""
@@ -140,11 +153,5 @@ def erk_interpolate(out, theta, dt, u0, u1, f0, f1, poly, KD):
         hermite(out, theta, dt, u0, u1, f0, f1)
         return
     weights = np.zeros(rows)
-    for i in range(rows):
-        acc = 0.0
-        power = 1.0
-        for j in range(degree):
-            power *= theta
-            acc += poly[i, j] * power
-        weights[i] = acc
+    dense_weights(poly, theta, weights)
     _combine(out, u0, dt, weights, KD, rows)
