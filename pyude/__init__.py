@@ -1,8 +1,9 @@
 """pyude: stiff and adjoint ODE solvers, universal differential equations and equation
-discovery, on torch (the `native` backend) or on Julia's DifferentialEquations.jl.
+discovery, compiled (the `numba` backend, the default where a model qualifies), on torch (the
+`native` backend) or on Julia's DifferentialEquations.jl.
 
-`import pyude` loads torch, numpy and sympy only; Julia, PySR and the other optional
-pieces are imported on first use.
+`import pyude` loads torch, numpy and sympy only; numba, Julia, PySR, Dask and the other
+optional pieces are imported on first use.
 """
 
 from . import discovery as discovery
