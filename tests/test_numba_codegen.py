@@ -182,3 +182,20 @@ def test_kernels_are_stamped_with_the_whole_package(tmp_path):
     before = _stamp.package_stamp(tmp_path)
     (tmp_path / "b.py").write_text("y = 2\n")
     assert _stamp.package_stamp(tmp_path) != before
+
+
+def test_a_slow_first_load_of_the_kernels_says_why():
+    """Compiling the kernels takes about 20 s the first time on a machine; past a few
+    seconds the user is told (simulated here by a threshold below the import's time)."""
+    code = textwrap.dedent("""
+        import pyude
+        from pyude.backends import _compiled
+        _compiled.NOTICE_AFTER_S = 0.001
+        prob = pyude.problems.lotka_volterra_problem()
+        print(pyude.solve(prob, pyude.Tsit5(), backend="numba").retcode.name)
+    """)
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "Success"
+    assert "CompileNotice: compiling pyude's numba kernels" in out.stderr
