@@ -154,3 +154,16 @@ def test_a_backend_named_explicitly_refuses_what_it_cannot_take():
     prob = pyude.problems.lotka_volterra_problem().remake(u0=torch.ones(2))
     with pytest.raises(ValueError, match="numba backend: u0 is torch.float32"):
         pyude.solve(prob, pyude.Tsit5(), backend="numba")
+
+
+def test_auto_passes_a_float32_model_over_without_loading_the_kernels():
+    import subprocess
+    import sys
+    code = ("import sys, warnings, torch, pyude; warnings.simplefilter('ignore'); "
+            "prob = pyude.problems.lotka_volterra_problem().remake(u0=torch.ones(2)); "
+            "print(pyude.solve(prob, pyude.Tsit5(), saveat=[1.0]).success, "
+            "'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False"]

@@ -36,13 +36,35 @@ def _kernels():
         timer.cancel()
 
 
+def input_reason(problem) -> str | None:
+    """Why the problem's inputs cannot go to the compiled kernels, found without loading
+    them (a float32 or GPU user of `backend="auto"` never waits for their compile)."""
+    import torch
+
+    from ..sensitivity._adjoint import param_spec
+    if problem.jac is not None:
+        return ("the problem gives its own `jac`, a Python function the compiled kernels "
+                "cannot call (they derive the Jacobian from the traced model); drop `jac` to "
+                "use the derived one, or use backend='native' to use yours")
+    if any(x.device.type != "cpu" for x in [problem.u0, *param_spec(problem).all]):
+        return (f"the problem's tensors are on {problem.u0.device}, and the numba backend "
+                f"runs on the CPU; move u0 and p to the CPU (`u0.cpu()`) or use "
+                f"backend='native'")
+    if problem.u0.dtype != torch.float64:
+        return (f"u0 is {problem.u0.dtype}, and the numba backend computes in float64 only; "
+                f"solve in float64 (`u0.double()`, and the same for p) or use "
+                f"backend='native'")
+    return None
+
+
 class CompiledBackend(Backend):
     name = "numba"
 
     def unsupported(self, problem, solver, options, sensealg) -> str | None:
         if importlib.util.find_spec("numba") is None:
             return "numba is not installed (pip install numba)"
-        return _kernels().reason_not_compilable(problem, solver, options, sensealg)
+        return input_reason(problem) or _kernels().reason_not_compilable(
+            problem, solver, options, sensealg)
 
     def solve(self, problem, solver, options, sensealg):
         return _kernels().solve(problem, solver, options, sensealg)

@@ -3,37 +3,18 @@ why, and the fix: `reason_not_compilable` is also the `backend="auto"` rule."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..._problem import ODEProblem
+from .._compiled import input_reason
 from ...solvers._base import AbstractSolver
 
-def _tensors(problem: ODEProblem) -> list[torch.Tensor]:
-    from ...sensitivity._adjoint import param_spec
-    return [problem.u0, *param_spec(problem).all]
-
-
 def _input_reason(problem: ODEProblem) -> str | None:
-    if isinstance(problem.f, nn.Module):
+    reason = input_reason(problem)                # the checks that need no kernel
+    if reason is None and isinstance(problem.f, nn.Module):
         from ._grad_model import compiled_network_reason
         reason = compiled_network_reason(problem)
-        if reason is not None:
-            return reason
-    if problem.jac is not None:
-        return ("the problem gives its own `jac`, a Python function the compiled kernels "
-                "cannot call (they derive the Jacobian from the traced model); drop `jac` to "
-                "use the derived one, or use backend='native' to use yours")
-    tensors = _tensors(problem)
-    if any(x.device.type != "cpu" for x in tensors):
-        return (f"the problem's tensors are on {problem.u0.device}, and the numba backend "
-                f"runs on the CPU; move u0 and p to the CPU (`u0.cpu()`) or use "
-                f"backend='native'")
-    if problem.u0.dtype != torch.float64:
-        return (f"u0 is {problem.u0.dtype}, and the numba backend computes in float64 only; "
-                f"solve in float64 (`u0.double()`, and the same for p) or use "
-                f"backend='native'")
-    return None
+    return reason
 
 
 def _model_reason(problem: ODEProblem, solver: AbstractSolver) -> str | None:
