@@ -66,13 +66,15 @@ class NeuralODE(_SolvingModule):
         net: a torch module mapping `(*batch, n)` to `(*batch, n)`.
         solver: a pyude solver (default Tsit5 switching to Rosenbrock23 when stiff).
         sensealg: `DirectAdjoint()` (default) or a continuous adjoint.
-        backend: `"native"` or `"julia"` (the network must then be in the subset that
-            crosses: `nn.Sequential` of `nn.Linear` and element-wise activations).
+        backend: `"auto"` (the default: compiled where the model and its network qualify,
+            else torch, as for `solve`), `"numba"`, `"native"` or `"julia"` (the last two
+            compile or cross only the network subset: `nn.Sequential` of `nn.Linear` and
+            element-wise activations).
         **options: `rtol`, `atol` and the other `solve` options.
     """
 
     def __init__(self, net: nn.Module, solver: Any = None, *, sensealg: Any = None,
-                 backend: str = "native", **options):
+                 backend: str = "auto", **options):
         super().__init__(solver, sensealg, backend, options)
         self.net = net
         self.field = VectorField(None, net, None, {})
@@ -95,7 +97,7 @@ class UDE(_SolvingModule):
 
     def __init__(self, f: Callable, net: nn.Module, p: Mapping[str, float] | None = None, *,
                  trainable: Sequence[str] = (), solver: Any = None, sensealg: Any = None,
-                 backend: str = "native", **options):
+                 backend: str = "auto", **options):
         super().__init__(solver, sensealg, backend, options)
         p = dict(p or {})
         unknown = [name for name in trainable if name not in p]

@@ -12,6 +12,7 @@ import functools
 import sys
 import time
 import traceback
+import warnings
 
 
 _BAD_INPUT = (ValueError, TypeError, FileNotFoundError, ImportError)
@@ -19,6 +20,7 @@ _BAD_INPUT = (ValueError, TypeError, FileNotFoundError, ImportError)
 
 def _discover(args: argparse.Namespace) -> int:
     from pyude import pipeline
+    from pyude.backends import BackendNotice
 
     try:
         problem = pipeline.load_problem(args.problem)
@@ -35,8 +37,11 @@ def _discover(args: argparse.Namespace) -> int:
             out=args.out, force=args.force, regression=args.regression, degree=args.degree,
             parsimony=args.parsimony, holdout=args.holdout, refit_iters=args.refit_iters,
             per_target=args.per_target, progress=not args.quiet, plots=not args.no_plots)
-        print(f"pyude {args.command}: {problem.name}, {source}, native backend\n")
-        results = run()
+        print(f"pyude {args.command}: {problem.name}, {source}; UDE fit compiled where it "
+              f"qualifies, refits on torch\n")
+        with warnings.catch_warnings():       # the header above says where each stage runs
+            warnings.simplefilter("ignore", BackendNotice)
+            results = run()
     except _BAD_INPUT as err:
         print(f"pyude {args.command}: {err}", file=sys.stderr)
         return 2
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo", help="the UDE paper's Lotka-Volterra experiment: noisy data -> UDE fit -> "
-                     "sparse regression -> refit -> extrapolation, on the native backend")
+                     "sparse regression -> refit -> extrapolation")
     _discovery_options(demo, data=False)
     demo.set_defaults(run=_discover, problem="lotka_volterra", data=None, holdout=None)
     discover = sub.add_parser(

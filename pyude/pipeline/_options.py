@@ -15,10 +15,11 @@ def check_options(*, backend, regression, parsimony, noise, data_given, holdout,
                   adam_lr) -> None:
     """Refuse, with a message, any option out of range or of the wrong type."""
     from ..train import _check_schedule
-    if backend != "native":
-        raise ValueError(f"the discovery pipeline runs on the native backend; got "
-                         f"backend={backend!r} (the symbolic regression is chosen with "
-                         f"regression=, one of sindy, pysr, operon, auto)")
+    if backend not in ("auto", "native"):
+        raise ValueError(f"the discovery pipeline runs on the native backend or, for its UDE "
+                         f"fit, on the one backend='auto' picks; got backend={backend!r} (the "
+                         f"symbolic regression is chosen with regression=, one of sindy, "
+                         f"pysr, operon, auto)")
     check_requirements(regression)
     if not _is_number(parsimony) or not 0 <= parsimony < math.inf:
         raise ValueError(f"parsimony must be a BIC margin >= 0 (6: an extra term needs "

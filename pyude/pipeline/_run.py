@@ -52,7 +52,7 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float | No
         collocation_iters: int = 1000, adam_lr: float = 1e-3, regression: str = "sindy",
         degree: int | None = None, refit_iters: int = 50, per_target: int = 4,
         parsimony: float = 6.0, holdout: float | None = None, progress: bool = True,
-        plots: bool = True, backend: str = "native") -> dict:
+        plots: bool = True, backend: str = "auto") -> dict:
     """Run the whole pipeline and write the report folder.
 
     Arguments:
@@ -73,7 +73,9 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float | No
         holdout: the fraction of the observations at the end kept out of the fit for a
             held-out check (default 0.2 for your own data, 0 for simulated data, which get
             an extrapolation check against the truth instead).
-        backend: the solver backend, as everywhere in pyude; the pipeline runs on "native".
+        backend: the UDE fit's backend, as everywhere in pyude: "auto" (compiled where the
+            model and its network qualify) or "native" (torch); the candidate refits run
+            on torch (their models are evaluated from sympy, which does not compile yet).
 
     Raises ValueError for bad input before any work, and `PipelineError` when a stage fails
     (the UDE fit diverges, no structure can be refit); `report.md` and `results.json` then
@@ -115,7 +117,7 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float | No
     output = Output(out, header, started)
     try:
         result = _stages(spec, t, data, truth, n_fit, output, seed=seed, progress=progress,
-                         plots=plots, schedule=dict(
+                         plots=plots, backend=backend, schedule=dict(
                              collocation_iters=collocation_iters, adam_iters=adam_iters,
                              adam_lr=adam_lr, lbfgs_iters=lbfgs_iters),
                          regression=regression, refit_iters=refit_iters,
@@ -135,12 +137,12 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float | No
     return result
 
 
-def _stages(spec, t_all, data_all, truth, n_fit, output, *, seed, progress, plots, schedule,
-            regression, refit_iters, per_target, parsimony) -> dict:
+def _stages(spec, t_all, data_all, truth, n_fit, output, *, seed, progress, plots, backend,
+            schedule, regression, refit_iters, per_target, parsimony) -> dict:
     t, data = t_all[:n_fit], data_all[:n_fit]
     output.begin("fit")
     noise_mse = noise_estimate(t, data)
-    ude, net, fitted = _fit_ude(spec, t, data, seed, progress, **schedule)
+    ude, net, fitted = _fit_ude(spec, t, data, seed, progress, backend, **schedule)
     output.done(fit=fit_summary(fitted, noise_mse))
 
     output.begin("discover")
@@ -256,10 +258,11 @@ def _holdout(model, ude, t_all, data_all, n_fit, noise_mse) -> dict:
     return out
 
 
-def _fit_ude(spec, t, data, seed, progress, *, collocation_iters, adam_iters,
+def _fit_ude(spec, t, data, seed, progress, backend, *, collocation_iters, adam_iters,
              adam_lr, lbfgs_iters):
     net = make_network(len(spec.state_names), spec.n_network_outputs, seed)
-    ude = UDE(spec.ude, net, spec.known_p, solver=Tsit5(), rtol=1e-6, atol=1e-6)
+    ude = UDE(spec.ude, net, spec.known_p, solver=Tsit5(), rtol=1e-6, atol=1e-6,
+              backend=backend)
     fitted = fit(ude, t, data, collocation_iters=collocation_iters, adam_iters=adam_iters,
                  adam_lr=adam_lr, lbfgs_iters=lbfgs_iters, seed=seed, progress=progress)
     if not math.isfinite(fitted.best_loss):
