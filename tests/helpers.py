@@ -131,3 +131,8 @@ def order_condition_residuals(a: np.ndarray, b: np.ndarray, order: int) -> list[
         for tree in rooted_trees(n):
             out.append(float(b @ _weights(tree, a)) - float(Fraction(1, _density(tree))))
     return out
+
+
+def numba_solve(problem, solver=None, **options):
+    """`pyude.solve` on the compiled backend (the numba tests' entry)."""
+    return pyude.solve(problem, solver, backend="numba", **options)

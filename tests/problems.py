@@ -67,3 +67,27 @@ def mescd(y: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> float:
     -log10(|y - ref| / (atol/rtol + |ref|))."""
     err = np.abs(y - ref) / (atol / rtol + np.abs(ref))
     return float(np.min(-np.log10(np.maximum(err, 1e-300))))
+
+
+# The Test Set problems with their references and the atol scale of each (rtol times it), and
+# where a method falls short of mescd >= -log10(rtol) - 1 on them: the same on both backends,
+# which take the same steps.
+REFERENCES = {
+    "rober": (lambda: pyude.problems.rober_problem(tspan=(0.0, 1e11)), ROBER_T1E11, 1e-4),
+    "vdpol": (pyude.problems.vdpol_problem, VDPOL_MU1000_T2000, 1.0),
+    "hires": (pyude.problems.hires_problem, HIRES_T321, 1.0),
+    "pollu": (pyude.problems.pollu_problem, POLLU_T60, 1.0),
+}
+# Where a method falls short of mescd >= -log10(rtol) - 1 (measured, reported, kept visible
+# as strict expected failures, as SciMLSensitivity keeps its known-broken table). The
+# second-order methods control the error per step, so their global error grows as about
+# rtol^(2/3) (0.75-0.85 digits per decade of rtol, measured on VDPOL and HIRES); their
+# DifferentialEquations.jl namesakes take the same estimates, and closing the gap here would
+# make rtol mean something else than there. KenCarp4 on VDPOL at 1e-8 reaches 6.8 digits.
+SHORTFALLS = {
+    ("Rosenbrock23()", "vdpol", 1e-6), ("Rosenbrock23()", "vdpol", 1e-8),
+    ("Rosenbrock23()", "hires", 1e-8),
+    ("TRBDF2()", "vdpol", 1e-6), ("TRBDF2()", "vdpol", 1e-8),
+    ("TRBDF2()", "hires", 1e-6), ("TRBDF2()", "hires", 1e-8), ("TRBDF2()", "pollu", 1e-8),
+    ("KenCarp4()", "vdpol", 1e-8),
+}

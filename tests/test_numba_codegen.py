@@ -21,10 +21,6 @@ from pyude._model import RHS
 from pyude.problems import BUILTIN
 
 
-def solve_problem(problem, solver=None, **options):
-    """`pyude.solve` on the numba backend."""
-    return pyude.solve(problem, solver, backend="numba", **options)
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

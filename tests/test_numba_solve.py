@@ -10,15 +10,12 @@ import torch
 
 import pyude
 from helpers import FIXED_STEP_NEWTON, SOLVERS, ids, observed_order
+from helpers import numba_solve as solve_problem
 from problems import LOTKA_VOLTERRA_T10, oscillator_exact, oscillator_problem
 from pyude import ops
 from pyude.backends.numba import NotCompilableError, NumbaBackend
 from pyude.problems import lotka_volterra_problem
 
-
-def solve_problem(problem, solver=None, **options):
-    """`pyude.solve` on the numba backend."""
-    return pyude.solve(problem, solver, backend="numba", **options)
 
 # a composite of each kind next to the registry's single methods
 SWITCHES = [pyude.AutoTsit5(pyude.Rosenbrock23()), pyude.AutoVern7(pyude.Rodas5P()),

@@ -6,28 +6,11 @@ import pytest
 
 import pyude
 from helpers import ESDIRK, STIFF, ids
-from problems import HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000, mescd
+from helpers import numba_solve as solve_problem
+from problems import REFERENCES, ROBER_TABLE, SHORTFALLS, mescd
 from pyude import problems as P
 
 
-def solve_problem(problem, solver=None, **options):
-    """`pyude.solve` on the numba backend."""
-    return pyude.solve(problem, solver, backend="numba", **options)
-
-REFERENCES = {
-    "rober": (lambda: P.rober_problem(tspan=(0.0, 1e11)), ROBER_T1E11, 1e-4),
-    "vdpol": (P.vdpol_problem, VDPOL_MU1000_T2000, 1.0),
-    "hires": (P.hires_problem, HIRES_T321, 1.0),
-    "pollu": (P.pollu_problem, POLLU_T60, 1.0),
-}
-# The torch backend's measured shortfalls (tests/test_stiff.py), the same methods here.
-SHORTFALLS = {
-    ("Rosenbrock23()", "vdpol", 1e-6), ("Rosenbrock23()", "vdpol", 1e-8),
-    ("Rosenbrock23()", "hires", 1e-8),
-    ("TRBDF2()", "vdpol", 1e-6), ("TRBDF2()", "vdpol", 1e-8),
-    ("TRBDF2()", "hires", 1e-6), ("TRBDF2()", "hires", 1e-8), ("TRBDF2()", "pollu", 1e-8),
-    ("KenCarp4()", "vdpol", 1e-8),
-}
 DEFAULTS = [pyude.AutoTsit5(pyude.Rosenbrock23()), pyude.AutoVern7(pyude.Rodas5P())]
 
 

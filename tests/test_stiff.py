@@ -6,29 +6,8 @@ import torch
 
 import pyude
 from helpers import ESDIRK, FIXED_STEP_NEWTON, STIFF, ids, observed_order, slow_for
-from problems import (HIRES_T321, POLLU_T60, ROBER_T1E11, ROBER_TABLE, VDPOL_MU1000_T2000,
-                      mescd)
+from problems import REFERENCES, ROBER_TABLE, SHORTFALLS, mescd
 from pyude import problems as P
-
-REFERENCES = {
-    "rober": (lambda: P.rober_problem(tspan=(0.0, 1e11)), ROBER_T1E11, 1e-4),
-    "vdpol": (P.vdpol_problem, VDPOL_MU1000_T2000, 1.0),
-    "hires": (P.hires_problem, HIRES_T321, 1.0),
-    "pollu": (P.pollu_problem, POLLU_T60, 1.0),
-}
-# Where a method falls short of mescd >= -log10(rtol) - 1 (measured, reported, kept visible
-# as strict expected failures, as SciMLSensitivity keeps its known-broken table). The
-# second-order methods control the error per step, so their global error grows as about
-# rtol^(2/3) (0.75-0.85 digits per decade of rtol, measured on VDPOL and HIRES); their
-# DifferentialEquations.jl namesakes take the same estimates, and closing the gap here would
-# make rtol mean something else than there. KenCarp4 on VDPOL at 1e-8 reaches 6.8 digits.
-SHORTFALLS = {
-    ("Rosenbrock23()", "vdpol", 1e-6), ("Rosenbrock23()", "vdpol", 1e-8),
-    ("Rosenbrock23()", "hires", 1e-8),
-    ("TRBDF2()", "vdpol", 1e-6), ("TRBDF2()", "vdpol", 1e-8),
-    ("TRBDF2()", "hires", 1e-6), ("TRBDF2()", "hires", 1e-8), ("TRBDF2()", "pollu", 1e-8),
-    ("KenCarp4()", "vdpol", 1e-8),
-}
 
 
 def _cases():
