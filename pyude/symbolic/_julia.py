@@ -6,8 +6,8 @@ import re
 
 import sympy
 
-from .._errors import UnsupportedOperationError
-from ._ops import BY_SYMPY_CLASS, EXTEND_HINT, JULIA_PREAMBLE
+from ._ops import BY_SYMPY_CLASS, JULIA_PREAMBLE
+from ._printer import ExprPrinter
 from ._trace import TracedModel
 
 _JULIA_KEYWORDS = {
@@ -26,52 +26,18 @@ def julia_name(name: str) -> str:
     return f"{name}_" if name in _JULIA_KEYWORDS else name
 
 
-def _float(x) -> str:
-    text = repr(float(x))
-    if text in ("inf", "-inf", "nan"):
-        raise UnsupportedOperationError(f"the model contains the constant {text}")
-    return text
-
-
-class JuliaPrinter:
+class JuliaPrinter(ExprPrinter):
     """sympy -> Julia scalar code. Every number prints as Float64 so that integer powers
     and divisions behave as in Python."""
 
-    def __init__(self, names: dict[sympy.Symbol, str]):
-        self.names = names
+    language = "Julia"
+    pi = "pi"
+    e = "exp(1.0)"
 
-    def __call__(self, e: sympy.Expr) -> str:
-        if isinstance(e, sympy.Symbol):
-            if e not in self.names:
-                raise ValueError(f"symbol {e} is not an input of the model")
-            return self.names[e]
-        if e.is_Number:
-            return _float(e) if e >= 0 else f"({_float(e)})"
-        if e is sympy.pi:
-            return "pi"
-        if e is sympy.E:
-            return "exp(1.0)"
-        if isinstance(e, sympy.Add):
-            return "(" + " + ".join(self(a) for a in e.args) + ")"
-        if isinstance(e, sympy.Mul):
-            return self._mul(e)
-        if isinstance(e, sympy.Pow):
-            return self._pow(e)
-        op = BY_SYMPY_CLASS.get(type(e))
-        if op is not None:
-            return f"{op.julia}({', '.join(self(a) for a in e.args)})"
-        raise UnsupportedOperationError(
-            f"the model uses `{type(e).__name__}` ({e}), which has no Julia form in the op "
-            f"table. {EXTEND_HINT}")
+    def _call(self, op, args: list[str]) -> str:
+        return f"{op.julia}({', '.join(args)})"
 
-    def _mul(self, e: sympy.Mul) -> str:
-        coeff, rest = e.as_coeff_Mul()
-        if coeff == -1:
-            return f"(-{self(rest)})"
-        return "(" + " * ".join(self(a) for a in e.args) + ")"
-
-    def _pow(self, e: sympy.Pow) -> str:
-        base, expo = e.args
+    def _pow(self, base: sympy.Expr, expo: sympy.Expr) -> str:
         if expo == sympy.Rational(1, 2):
             return f"sqrt({self(base)})"
         if expo == -1:

@@ -20,15 +20,8 @@ from dataclasses import dataclass
 import sympy
 
 from ..._errors import UnsupportedOperationError
-from ...symbolic._ops import BY_SYMPY_CLASS, EXTEND_HINT
+from ...symbolic._printer import ExprPrinter
 from ...symbolic._trace import TracedModel
-
-
-def _number(x) -> str:
-    text = repr(float(x))
-    if text in ("inf", "-inf", "nan"):
-        raise UnsupportedOperationError(f"the model contains the constant {text}")
-    return text if float(x) >= 0 else f"({text})"
 
 
 def op_name(op) -> tuple[str, str | None]:
@@ -42,42 +35,24 @@ def op_name(op) -> tuple[str, str | None]:
     return fn.__name__, "@njit(cache=True)\n" + source
 
 
-class PythonPrinter:
-    """sympy -> Python scalar code that numba compiles; every number prints as a float."""
+class PythonPrinter(ExprPrinter):
+    """sympy -> Python scalar code that numba compiles; every number prints as a float.
+    Table functions that are not `math`'s or builtins are collected in `helpers`, their
+    source to copy into the generated module."""
+
+    language = "Python"
+    pi = "math.pi"
+    e = "math.e"
 
     def __init__(self, names: dict[sympy.Symbol, str]):
-        self.names = names
+        super().__init__(names)
         self.helpers: dict[str, str] = {}
 
-    def __call__(self, e: sympy.Expr) -> str:
-        if isinstance(e, sympy.Symbol):
-            if e not in self.names:
-                raise ValueError(f"symbol {e} is not an input of the model")
-            return self.names[e]
-        if e.is_Number:
-            return _number(e)
-        if e is sympy.pi:
-            return "math.pi"
-        if e is sympy.E:
-            return "math.e"
-        if isinstance(e, sympy.Add):
-            return "(" + " + ".join(self(a) for a in e.args) + ")"
-        if isinstance(e, sympy.Mul):
-            coeff, rest = e.as_coeff_Mul()
-            if coeff == -1:
-                return f"(-{self(rest)})"
-            return "(" + " * ".join(self(a) for a in e.args) + ")"
-        if isinstance(e, sympy.Pow):
-            return self._pow(*e.args)
-        op = BY_SYMPY_CLASS.get(type(e))
-        if op is not None:
-            name, helper = op_name(op)
-            if helper is not None:
-                self.helpers[name] = helper
-            return f"{name}({', '.join(self(a) for a in e.args)})"
-        raise UnsupportedOperationError(
-            f"the model uses `{type(e).__name__}` ({e}), which has no Python form in the op "
-            f"table. {EXTEND_HINT}")
+    def _call(self, op, args: list[str]) -> str:
+        name, helper = op_name(op)
+        if helper is not None:
+            self.helpers[name] = helper
+        return f"{name}({', '.join(args)})"
 
     def _pow(self, base, expo) -> str:
         if expo == sympy.Rational(1, 2):
