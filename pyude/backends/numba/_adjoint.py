@@ -39,6 +39,20 @@ ERK_ADJOINT_SIG = types.Tuple((VEC, VEC))(
 
 
 @njit(cache=True)
+def _transpose_combine(gu, G, dt, coeffs, g, count):
+    """The cotangent of `_combine(out, u, dt, coeffs, K, count)` for g = dL/dout: g onto u's
+    cotangent gu, and dt coeffs[k] g onto each stage's G[k]."""
+    n = g.shape[0]
+    for j in range(n):
+        gu[j] += g[j]
+    for q in range(count):
+        w = dt * coeffs[q]
+        if w != 0.0:
+            for j in range(n):
+                G[q, j] += w * g[j]
+
+
+@njit(cache=True)
 def _interp_back(g, theta, dt, poly, gu0, gu1, gKD, gf1, weights):
     """Cotangent g of an interpolated value at theta, spread over the step's inputs:
     Hermite's (u0, u1, f0 = stage 0, f1) or the method's dense stages."""
@@ -128,13 +142,7 @@ def erk_adjoint(rhs, vjp, p, steps, tb, step_u, step_k, saveat, has_saveat, g_us
             for r in range(nextra - 1, -1, -1):
                 m -= 1
                 vjp(t + exc[r] * dt, xstates[r], p, G[m], gstate, gp)
-                for j in range(n):
-                    gu[i, j] += gstate[j]
-                for q in range(m):
-                    w = dt * exa[r, q]
-                    if w != 0.0:
-                        for j in range(n):
-                            G[q, j] += w * gstate[j]
+                _transpose_combine(gu[i], G, dt, exa[r], gstate, m)
         if not fsal and width > s:
             gf[i + 1] += G[s]
         # f_{i+1}: this step's last stage (FSAL) or f(t_{i+1}, u_{i+1})
@@ -145,13 +153,7 @@ def erk_adjoint(rhs, vjp, p, steps, tb, step_u, step_k, saveat, has_saveat, g_us
             gu[i + 1] += gstate
         # u_{i+1} = u_i + dt sum_k b_k K_k
         g1 = gu[i + 1]
-        for j in range(n):
-            gu[i, j] += g1[j]
-        for q in range(s):
-            w = dt * last[q]
-            if w != 0.0:
-                for j in range(n):
-                    G[q, j] += w * g1[j]
+        _transpose_combine(gu[i], G, dt, last, g1, s)
         # the stages, last first
         for jst in range(s - 1, 0, -1):
             used = False
@@ -162,13 +164,7 @@ def erk_adjoint(rhs, vjp, p, steps, tb, step_u, step_k, saveat, has_saveat, g_us
             else:
                 state[:] = u0
             vjp(t + c[jst] * dt, state, p, G[jst], gstate, gp)
-            for j in range(n):
-                gu[i, j] += gstate[j]
-            for q in range(jst):
-                w = dt * A[jst, q]
-                if w != 0.0:
-                    for j in range(n):
-                        G[q, j] += w * gstate[j]
+            _transpose_combine(gu[i], G, dt, A[jst], gstate, jst)
         gf[i] += G[0]
     vjp(tb[0], step_u[0], p, gf[0], gstate, gp)
     g0 = gu[0].copy()
