@@ -59,12 +59,21 @@ def input_reason(problem) -> str | None:
 
 class CompiledBackend(Backend):
     name = "numba"
+    # The last verdict of `unsupported`, with the very arguments it judged: `auto` asks it
+    # just before `solve`, which then need not check again (about 70 us a solve, a tenth of
+    # a compiled training iteration).
+    _verdict: tuple = ()
 
     def unsupported(self, problem, solver, options, sensealg) -> str | None:
         if importlib.util.find_spec("numba") is None:
             return "numba is not installed (pip install numba)"
-        return input_reason(problem) or _kernels().reason_not_compilable(
+        reason = input_reason(problem) or _kernels().reason_not_compilable(
             problem, solver, options, sensealg)
+        self._verdict = (problem, solver, options, sensealg, reason)
+        return reason
 
     def solve(self, problem, solver, options, sensealg):
-        return _kernels().solve(problem, solver, options, sensealg)
+        verdict = self._verdict
+        checked = len(verdict) == 5 and verdict[4] is None and all(
+            a is b for a, b in zip(verdict, (problem, solver, options, sensealg)))
+        return _kernels().solve(problem, solver, options, sensealg, checked=checked)

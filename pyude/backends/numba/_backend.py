@@ -22,14 +22,14 @@ class NotCompilableError(ValueError):
 
 
 def solve(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
-          sensealg=None) -> Solution:
+          sensealg=None, *, checked: bool = False) -> Solution:
     """Solve on the numba backend with `solve`'s validated options (a `SolveOptions`).
 
-    The model is traced and compiled (`reason_not_compilable` says when it cannot be);
-    its own Jacobian, when the problem gives one, is not used: the generated analytic one
-    is. A batched u0 is solved as independent trajectories in parallel and needs `saveat`.
+    The model is traced and compiled (`reason_not_compilable` says when it cannot be, unless
+    the caller has just `checked` it for these very arguments). A batched u0 is solved as
+    independent trajectories in parallel and needs `saveat`.
     """
-    reason = reason_not_compilable(problem, solver, options, sensealg)
+    reason = None if checked else reason_not_compilable(problem, solver, options, sensealg)
     if reason is not None:
         raise NotCompilableError(f"cannot solve on the numba backend: {reason}")
     from ._grad_model import needs_gradient, network_functions
