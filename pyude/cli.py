@@ -37,8 +37,8 @@ def _discover(args: argparse.Namespace) -> int:
             out=args.out, force=args.force, regression=args.regression, degree=args.degree,
             parsimony=args.parsimony, holdout=args.holdout, refit_iters=args.refit_iters,
             per_target=args.per_target, progress=not args.quiet, plots=not args.no_plots)
-        print(f"pyude {args.command}: {problem.name}, {source}; UDE fit compiled where it "
-              f"qualifies, refits on torch\n")
+        print(f"pyude {args.command}: {problem.name}, {source}; UDE fit and refits "
+              f"compiled where the model qualifies\n")
         with warnings.catch_warnings():       # the header above says where each stage runs
             warnings.simplefilter("ignore", BackendNotice)
             results = run()

@@ -189,9 +189,12 @@ def test_discovered_coefficients_take_names_no_parameter_has():
     assert model.coefficients == ["c2", "c3"] and model.p["c1"] == 1.3
 
 
-def test_a_refit_that_blows_up_gives_up_at_once_and_says_why():
+@pytest.mark.parametrize("backend", ["native", "numba"])
+def test_a_refit_that_blows_up_gives_up_at_once_and_says_why(backend):
     """x' = c x^2 from x = 1 with c = 4 leaves any plausible region before t = 0.25; so
-    does it at the solver's step limit without the bound."""
+    does it at the solver's step limit without the bound. On torch the bound stops the
+    first solve as it is crossed; a compiled solve runs on to its failure in milliseconds
+    and its steps then say where it left."""
     import time
     t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
     data = torch.exp(-t)[:, None]
@@ -203,9 +206,10 @@ def test_a_refit_that_blows_up_gives_up_at_once_and_says_why():
     x = sympy.Symbol("x", real=True)
     model = pyude.discovery.discovered_model(ude, ["x"], {}, [4.0 * x**2])
     start = time.perf_counter()
-    assert pyude.discovery.refit(model, t, data, bound=10.0) == float("inf")
+    assert pyude.discovery.refit(model, t, data, bound=10.0, backend=backend) == float("inf")
     assert model.failure.startswith("left the plausible region (a state reached")
-    assert pyude.discovery.refit(model, t, data, maxiters=50) == float("inf")
+    assert "beyond 10) at t = 0.2" in model.failure
+    assert pyude.discovery.refit(model, t, data, maxiters=50, backend=backend) == float("inf")
     assert model.failure == "needed more than 50 steps"
     assert time.perf_counter() - start < 10
 
@@ -233,3 +237,77 @@ def test_sindy_finds_candidates_when_the_features_are_collinear():
     assert all(result.candidates[k] for k in ("nn1", "nn2"))
     assert any(eq.expr.free_symbols == {S_, I_} and eq.complexity == 1
                for eq in result.candidates["nn1"])
+
+
+def _lv_refit_data():
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
+    u0 = torch.tensor([0.44249296, 4.6280594], dtype=torch.float64)
+    data = pyude.solve(pyude.ODEProblem(lotka_volterra, u0, (0.0, 3.0),
+                                        dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
+                       pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
+    return t, data
+
+
+def test_a_term_library_holds_every_candidate_in_one_model():
+    from pyude.discovery import TermLibrary
+    pools = [[-0.8 * X_ * Y_, 0.1 * X_**2 - 0.9 * X_ * Y_, sympy.Float(0.3)],
+             [0.7 * X_ * Y_, 0.2 * sympy.exp(0.5 * X_)]]
+    library = TermLibrary(lotka_volterra_ude, ["x", "y"], dict(alpha=1.3, delta=1.8), pools)
+    assert library.size == 4            # x*y, x**2, 1 for nn1; x*y for nn2; not exp(0.5x)
+    assert library.p == dict(alpha=1.3, delta=1.8, k1=0.0, k2=0.0, k3=0.0, k4=0.0)
+
+    def model(nn1, nn2):
+        return pyude.discovery.discovered_model(lotka_volterra_ude, ["x", "y"],
+                                                dict(alpha=1.3, delta=1.8), [nn1, nn2],
+                                                library=library)
+    rich = model(pools[0][1], pools[1][0])
+    assert rich.library is library and set(rich.slots.values()) == {"k1", "k2", "k4"}
+    f, values, names = rich.solve_form()
+    assert f is library.f and values[names["c1"]] == rich.p["c1"]
+    assert model(pools[0][0], pools[1][1]).library is None     # exp(0.5 x): its own model
+    # the library's right-hand side with the other terms at zero is the candidate's
+    u = torch.tensor([0.7, 1.9], dtype=torch.float64)
+    as_tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
+    own = {k: torch.tensor(v, dtype=torch.float64) for k, v in rich.p.items()}
+    assert torch.allclose(torch.stack(f(u, pyude.Params(as_tensors), 0.0)),
+                          torch.stack(rich.f(u, pyude.Params(own), 0.0)), rtol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["native", "numba"])
+def test_a_refit_through_the_library_equals_the_candidates_own(backend):
+    from pyude.discovery import TermLibrary
+    t, data = _lv_refit_data()
+    pools = [[-0.85 * X_ * Y_, 0.1 * Y_], [0.75 * X_ * Y_, 0.2 * X_**2]]
+    library = TermLibrary(lotka_volterra_ude, ["x", "y"], dict(alpha=1.3, delta=1.8), pools)
+    found = []
+    for lib in (library, None):
+        model = pyude.discovery.discovered_model(
+            lotka_volterra_ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
+            [pools[0][0], pools[1][0]], library=lib)
+        loss = pyude.discovery.refit(model, t, data, backend=backend, rtol=1e-8, atol=1e-8)
+        found.append((loss, model.p["c1"], model.p["c2"]))
+    assert found[0][1:] == pytest.approx(found[1][1:], rel=1e-6)
+    assert found[0][1:] == pytest.approx((-0.9, 0.8), rel=1e-4)
+
+
+def test_a_search_compiles_one_model_for_all_its_candidates():
+    """Every candidate of a structure search is solved through its library: the compiled
+    backend builds one model (one source, compiled once) for the search, however many
+    candidates it refits."""
+    from types import SimpleNamespace
+
+    from pyude import pipeline
+    from pyude.backends.numba import _model as compiled
+    spec = pipeline.PROBLEMS["lotka_volterra"]
+    t, _, data = pipeline.make_data(spec, 0.01, seed=0)
+    exprs = {"nn1": [-0.9 * X_ * Y_, 0.1 * X_**2, -0.9 * X_ * Y_ + 0.01 * Y_],
+             "nn2": [0.8 * X_ * Y_, 0.05 * Y_**2]}
+    candidates = {k: [SimpleNamespace(expr=e) for e in v] for k, v in exprs.items()}
+    before = set(compiled._COMPILED)
+    events = []
+    chosen, _, _ = pipeline.select_structure(spec, candidates, t, data, backend="numba",
+                                             on_trial=events.append)
+    assert pipeline.structure_recovered(spec, chosen)
+    assert len(events) >= 4 and chosen.library is not None
+    new = {compiled._COMPILED[key].source for key in set(compiled._COMPILED) - before}
+    assert len(new) == 1

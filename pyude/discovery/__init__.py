@@ -13,7 +13,8 @@ from typing import Sequence
 
 from ._model import DiscoveredModel as DiscoveredModel
 from ._model import discovered_model as discovered_model
-from ._model import refit as refit
+from ._library import TermLibrary as TermLibrary
+from ._refit import refit as refit
 from ._names import check_names as check_names
 from ._result import DiscoveryResult as DiscoveryResult
 from ._result import Equation as Equation

@@ -73,9 +73,9 @@ def run(problem: str | DiscoveryProblem = "lotka_volterra", *, noise: float | No
         holdout: the fraction of the observations at the end kept out of the fit for a
             held-out check (default 0.2 for your own data, 0 for simulated data, which get
             an extrapolation check against the truth instead).
-        backend: the UDE fit's backend, as everywhere in pyude: "auto" (compiled where the
-            model and its network qualify) or "native" (torch); the candidate refits run
-            on torch (their models are evaluated from sympy, which does not compile yet).
+        backend: the solves' backend, as everywhere in pyude: "auto" (compiled where the
+            model and its network qualify) or "native" (torch). On the compiled backend the
+            structure search's candidates share one compiled model (`TermLibrary`).
 
     Raises ValueError for bad input before any work, and `PipelineError` when a stage fails
     (the UDE fit diverges, no structure can be refit); `report.md` and `results.json` then
@@ -162,11 +162,12 @@ def _stages(spec, t_all, data_all, truth, n_fit, output, *, seed, progress, plot
     try:
         model, _, _ = select_structure(spec, short, t, data, refit_iters, parsimony=parsimony,
                                        budget=budget, on_trial=lambda event: (
-                                           search.update(event), output.trial(event)))
+                                           search.update(event), output.trial(event)),
+                                       backend=backend)
     finally:
         search.close()
     final = dict(iters=refit_iters, fit_u0=True, maxiters=4 * budget.maxiters,
-                 bound=budget.bound)
+                 bound=budget.bound, backend=backend)
     loss = refit(model, t, data, **final)
     if not math.isfinite(loss):
         raise RuntimeError(f"the chosen structure could not be refit at rtol 1e-7: "

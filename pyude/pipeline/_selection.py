@@ -13,8 +13,8 @@ import torch
 from .._errors import SolverError
 from .._problem import ODEProblem
 from .._solve import solve
-from ..discovery import discovered_model, refit
-from ..discovery._model import LeftRegion, guarded
+from ..discovery import TermLibrary, discovered_model, refit
+from ..discovery._refit import LeftRegion, check_bounded, guarded
 from ..solvers import Tsit5
 from ._candidates import _terms_of
 from ._problems import DiscoveryProblem
@@ -40,7 +40,7 @@ def budget_for(data: torch.Tensor, network_steps: int, *, growth: float = 10.0,
 
 
 def _stays_bounded(problem, model, t, data, horizon: float = 3.0,
-                   budget: SearchBudget = SearchBudget()) -> bool:
+                   budget: SearchBudget = SearchBudget(), backend: str = "auto") -> bool:
     """A plausible model integrates over `horizon` times the observed span, or up to the
     problem's extrapolation horizon when that is further (the model is meant to be used
     there), and stays within ten times the observed range all along: a structure that
@@ -49,16 +49,18 @@ def _stays_bounded(problem, model, t, data, horizon: float = 3.0,
     t0 = float(t[0])
     t_end = max(t0 + horizon * float(t[-1] - t0), problem.t_extrapolate)
     limit = 10 * float(data.abs().max())
-    prob = ODEProblem(guarded(model.f, limit), data[0], (t0, t_end), model.p)
+    f, values, _ = model.solve_form()
+    prob = ODEProblem(guarded(f, limit), data[0], (t0, t_end), values)
     maxiters = int(budget.maxiters * max(1.0, (t_end - t0) / float(t[-1] - t0)))
     try:
         with torch.no_grad():
-            sol = solve(prob, Tsit5(), backend="native",
+            sol = solve(prob, Tsit5(), backend=backend,
                         rtol=1e-6, atol=1e-6, throw=False, maxiters=maxiters,
                         saveat=torch.linspace(t0, t_end, 201, dtype=torch.float64))
+        check_bounded(sol.u, limit)
     except LeftRegion:
         return False
-    return sol.success and float(sol.u.abs().max()) < limit
+    return sol.success
 
 
 def _bic(model, per_state: int) -> float:
@@ -72,7 +74,7 @@ def _bic(model, per_state: int) -> float:
 
 def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float = 1e-5,
                      parsimony: float = 6.0, *, budget: SearchBudget = SearchBudget(),
-                     on_trial: Callable[[dict], None] | None = None):
+                     on_trial: Callable[[dict], None] | None = None, backend: str = "auto"):
     """Choose one candidate per target by refitting the discovered model through the ODE
     and comparing the BIC on the data: thresholding the network's outputs alone is fooled
     by nearly collinear terms along one trajectory.
@@ -97,8 +99,13 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
     BIC): an extra term must be strongly supported (a difference of 6 or more, Kass and
     Raftery's "strong" evidence), since a small spurious term fitted to one noise
     realisation is the typical failure and the structure is what the user takes away.
+
+    The refits solve on `backend`; every candidate made of library terms (numbers times
+    monomials) is solved through one `TermLibrary` model, compiled once for the search.
     Returns the model, its loss and every structure refit, best BIC first."""
     per_target = list(candidates.values())
+    library = TermLibrary(problem.ude, problem.state_names, problem.known_p,
+                          [[eq.expr for eq in pool] for pool in per_target])
     tried: dict[tuple[int, ...], tuple[float, float, object]] = {}
     best: list = [math.inf, None]
     shown: dict[int, tuple] = {}
@@ -106,10 +113,11 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
     def score(choice: tuple[int, ...]) -> float:
         if choice not in tried:
             model = discovered_model(problem.ude, problem.state_names, problem.known_p,
-                                     [pool[k].expr for pool, k in zip(per_target, choice)])
+                                     [pool[k].expr for pool, k in zip(per_target, choice)],
+                                     library=library)
             try:
                 loss = refit(model, t, data, iters=iters, rtol=rtol, atol=rtol, fit_u0=True,
-                             maxiters=budget.maxiters, bound=budget.bound)
+                             maxiters=budget.maxiters, bound=budget.bound, backend=backend)
             except (SolverError, RuntimeError) as err:
                 loss, model.failure = math.inf, f"the refit failed: {err}"
             bic = _bic(model, data.numel() // data.shape[-1]) if math.isfinite(loss) else math.inf
@@ -145,7 +153,8 @@ def select_structure(problem, candidates, t, data, iters: int = 50, rtol: float 
                                                                  parsimony))
     # the boundedness check costs a long solve: only down the ranking until one passes
     kept = next((trial for trial in preferred
-                 if _stays_bounded(problem, trial[2], t, data, budget=budget)), None)
+                 if _stays_bounded(problem, trial[2], t, data, budget=budget,
+                                   backend=backend)), None)
     if kept is None:
         raise RuntimeError("no discovered structure could be refit through the ODE and stay "
                            "bounded beyond the data")
