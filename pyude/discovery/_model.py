@@ -4,16 +4,13 @@ coefficients become parameters, and those are refit through the ODE."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import sympy
 import torch
 
 from ..symbolic import to_torch, trace
 from ._names import check_names
-
-if TYPE_CHECKING:
-    from ._library import TermLibrary
 
 
 @dataclass
@@ -32,7 +29,7 @@ class DiscoveredModel:
     # A candidate of a structure search is solved through its search's `TermLibrary` (one
     # compiled model for every candidate); `slots` names the library coefficient that
     # stands for each of this model's own.
-    library: "TermLibrary | None" = None
+    library: Any = None                  # a `TermLibrary`, or None
     slots: dict[str, str] = field(default_factory=dict)
 
     def solve_form(self) -> tuple[Callable, dict[str, float], dict[str, str]]:
@@ -109,7 +106,7 @@ def _as_expression(value) -> sympy.Expr:
 
 def discovered_model(f_ude: Callable, state_names: Sequence[str], p: Mapping[str, float],
                      replacements: Mapping[str, sympy.Expr] | Sequence[sympy.Expr], *,
-                     library: "TermLibrary | None" = None) -> DiscoveredModel:
+                     library=None) -> DiscoveredModel:
     """Trace the UDE `f_ude(u, p, t, nn)` with the states named as in the discovered
     expressions and put the expressions in place of the network's outputs nn1..nnm.
     With `library` (a structure search's `TermLibrary`), a model whose terms are all in it
