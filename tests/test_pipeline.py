@@ -57,6 +57,22 @@ def test_given_data_are_fitted_without_a_truth(tmp_path):
     assert not (tmp_path / "extrapolation.png").exists()
 
 
+@pytest.mark.parametrize("above,starts", [(float("inf"), 1), (0.0, 3)])
+def test_a_fit_far_above_the_noise_starts_again_and_says_so(above, starts, tmp_path,
+                                                            monkeypatch):
+    """A fit that ends above three times the noise estimate (a poor local minimum) is tried
+    from two more network initialisations, the best kept, and the report says how many."""
+    pytest.importorskip("pysindy")
+    from pyude.pipeline import _run
+    monkeypatch.setattr(_run, "_RESTART_ABOVE", above)
+    results = pipeline.run("lotka_volterra", noise=0.01, seed=0, out=tmp_path,
+                           collocation_iters=30, adam_iters=3, lbfgs_iters=0, refit_iters=5,
+                           per_target=2, progress=False, plots=False)
+    assert results["fit"]["starts"] == starts
+    said = "the best of 3 network initialisations" in (tmp_path / "report.md").read_text()
+    assert said == (starts == 3)
+
+
 def test_a_failed_fit_stops_with_a_message_and_the_report_says_so(tmp_path, monkeypatch):
     def diverging(*args, **kwargs):
         raise RuntimeError("adam: the loss diverged to inf at iteration 3")

@@ -56,16 +56,20 @@ def failure_report(r: dict) -> str:
     return "\n".join([*lines, "", f"Versions: {r['versions']}", ""])
 
 
-def fit_summary(fitted, noise_mse: float) -> dict:
+def fit_summary(fitted, noise_mse: float, starts: int = 1) -> dict:
     return dict(best_loss=fitted.best_loss, iterations=len(fitted.losses),
                 stopped=fitted.stopped, seconds=fitted.seconds, noise_mse=noise_mse,
-                mse_over_noise=fitted.best_loss / noise_mse if noise_mse > 0 else None)
+                mse_over_noise=fitted.best_loss / noise_mse if noise_mse > 0 else None,
+                starts=starts)
 
 
 def _fit_line(fit: dict) -> str:
     ratio = fit.get("mse_over_noise")
+    starts = fit.get("starts", 1)
     return (f"Best trajectory MSE {fit['best_loss']:.4g} after {fit['iterations']} iterations "
             f"(collocation, Adam, LBFGS)" + (f"; {fit['stopped']}" if fit["stopped"] else "")
+            + (f"; the best of {starts} network initialisations (the first ended above "
+               f"three times the noise estimate)" if starts > 1 else "")
             + "." + (f" The noise estimate (a smoothing spline's residual over its "
                      f"degrees of freedom) is {fit['noise_mse']:.4g}: the fit's MSE is "
                      f"{ratio:.2f} times it (the estimate is high when the observations "
