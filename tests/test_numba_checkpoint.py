@@ -11,8 +11,7 @@ import torch
 
 import pyude
 from pyude._options import build_options
-from pyude.backends.numba._gradient import (GradientNotSupported, prepare,
-                                            solve_with_gradient)
+from pyude.backends.numba._gradient import GradientNotSupported, prepare, solve_with_gradient
 from pyude.sensitivity._checkpoint import NEEDS_SAVEAT
 
 CHECKPOINTED = pyude.DirectAdjoint(checkpointing=True)
@@ -77,9 +76,9 @@ def test_states_steps_and_gradient_equal_the_torch_backend(solver, saveat):
 
 def test_each_interval_has_its_own_step_sequence():
     # checkpointing restarts the steps at every saved time: not the one-sequence solve
-    prob, leaves = problem()
+    prob, _ = problem()
     a = numba_solve(prob, pyude.Tsit5())
-    prob, leaves = problem()
+    prob, _ = problem()
     b = numba_solve(prob, pyude.Tsit5(), pyude.DirectAdjoint())
     assert a.stats.naccept != b.stats.naccept
     torch.testing.assert_close(a.u, b.u, rtol=1e-4, atol=1e-5)
@@ -202,7 +201,7 @@ def test_a_failed_interval_returns_the_partial_solution_without_a_gradient(savea
     # maxiters counts each interval's steps: the short intervals pass, [0.2, 2] does not
     sols = []
     for solve, kw in [(numba_solve, {}), (native_solve, {"throw": False})]:
-        prob, leaves = problem()
+        prob, _ = problem()
         sol = solve(prob, pyude.Tsit5(), saveat=saveat, maxiters=10, rtol=1e-8, **kw)
         sols.append(sol)
         assert sol.retcode is pyude.ReturnCode.MaxIters

@@ -21,6 +21,7 @@ backend; such a partial solution has no gradient.
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class Intervals:
         self.saves_u0 = o.saveat[0] == o.t0
         self.subs = [dataclasses.replace(o, t0=a, t1=b, saveat=[b], dense=False,
                                          tstops=[s for s in o.tstops if a < s < b])
-                     for a, b in zip(times, times[1:])]
+                     for a, b in pairwise(times)]
         self.plain = [self._pack(problem, method, sub, False) for sub in self.subs]
         self.dense = [self._pack(problem, method, sub, True) for sub in self.subs]
 

@@ -233,10 +233,10 @@ def gradient_refusal(sensealg, solver: AbstractSolver, problem: ODEProblem,
                                      or _is_continuous(sensealg)):
         raise GradientNotSupported(
             f"sensealg={sensealg!r} is not compiled on the numba backend, which has "
-            f"DirectAdjoint() (the discrete adjoint of the accepted steps, explicit methods) "
-            f"and InterpolatingAdjoint(), QuadratureAdjoint(), GaussAdjoint() (the adjoint "
-            f"ODE solved backwards with the forward method); use one of them or "
-            f"backend='native' for {sensealg!r}")
+            f"DirectAdjoint() and DirectAdjoint(checkpointing=True) (the discrete adjoint of "
+            f"the accepted steps, explicit methods) and InterpolatingAdjoint(), "
+            f"QuadratureAdjoint(), GaussAdjoint() (the adjoint ODE solved backwards with the "
+            f"forward method); use one of them or backend='native' for {sensealg!r}")
     if not _is_continuous(sensealg) and family_of(solver) != lp.FAMILY_ERK:
         name = repr(DirectAdjoint() if sensealg is None else sensealg)
         raise GradientNotSupported(
