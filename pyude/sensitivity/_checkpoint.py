@@ -15,12 +15,15 @@ from .._retcode import ReturnCode
 from .._solution import Solution, Stats
 from ._adjoint import param_spec
 
+# (the numba backend's checkpointed adjoint raises the same)
+NEEDS_SAVEAT = ("DirectAdjoint(checkpointing=True) checkpoints at the saved times: give "
+                "`saveat` with at least two times")
+
 
 def solve_checkpointed(problem: ODEProblem, solver, opts: SolveOptions) -> Solution:
     """Solve interval by interval between the saved times under torch's checkpointing."""
     if opts.saveat is None or len(opts.saveat) < 2:
-        raise ValueError("DirectAdjoint(checkpointing=True) checkpoints at the saved times: "
-                         "give `saveat` with at least two times")
+        raise ValueError(NEEDS_SAVEAT)
     spec = param_spec(problem)
     times = [opts.t0, *[s for s in opts.saveat if s != opts.t0]]
     stats = Stats()

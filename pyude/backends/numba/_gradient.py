@@ -10,18 +10,21 @@ the torch tensors themselves, packs p without a graph and unpacks dL/dp onto eac
 `sensealg` means what it means on the torch backend:
 - `DirectAdjoint()` (the default): the discrete adjoint of the accepted steps (`_adjoint`),
   equal to backpropagation through the same steps up to round-off; explicit Runge-Kutta
-  methods. Memory is the forward dense output (every step's stages), not checkpointed.
+  methods. Memory is the forward dense output (every step's stages).
+- `DirectAdjoint(checkpointing=True)`: the same discrete adjoint, solved and differentiated
+  interval by interval between the saved times, each interval with its own step-size
+  sequence as on the torch backend (`_checkpoint`); memory follows the longest interval.
 - `InterpolatingAdjoint()`, `QuadratureAdjoint()`, `GaussAdjoint()`: the adjoint ODE solved
   backwards by the loop kernel with the forward method, stiff methods and switches included
   (`_adjoint_continuous`). All three integrate dL/dp inside the adjoint system; they differ
   on the torch backend only in how that integral is taken, so they agree here to the
   tolerance.
-- Anything else (`BacksolveAdjoint()`, `DirectAdjoint(checkpointing=True)`, DirectAdjoint on
-  a stiff method) is refused with a message naming what to use instead, `backend='native'`
-  among it. A batch of initial states sharing p is differentiated trajectory by trajectory
-  (each with its own steps), the parameter gradients summed; batched parameters are
-  refused. The trajectories run one after another: the kernels hold the GIL, and a
-  parallel batch (the forward's `_batch` kernel with an adjoint per row) is not built.
+- Anything else (`BacksolveAdjoint()`, DirectAdjoint on a stiff method) is refused with a
+  message naming what to use instead, `backend='native'` among it. A batch of initial
+  states sharing p is differentiated trajectory by trajectory (each with its own steps),
+  the parameter gradients summed; batched parameters are refused. The trajectories run
+  one after another: the kernels hold the GIL, and a parallel batch (the forward's `_batch`
+  kernel with an adjoint per row) is not built.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from ...solvers._base import AbstractSolver
 from . import _loop as lp
 from ._adjoint import erk_adjoint
 from ._adjoint_continuous import all_dense_stages, pack_adjoint
+from ._checkpoint import CheckpointRun, Intervals
 
 
 from ._grad_model import (GradientModel, gradient_model, param_tensors,
@@ -229,20 +233,16 @@ def gradient_refusal(sensealg, solver: AbstractSolver, problem: ODEProblem,
                                      or _is_continuous(sensealg)):
         raise GradientNotSupported(
             f"sensealg={sensealg!r} is not compiled on the numba backend, which has "
-            f"DirectAdjoint() (the discrete adjoint of the accepted steps, explicit methods) "
-            f"and InterpolatingAdjoint(), QuadratureAdjoint(), GaussAdjoint() (the adjoint "
-            f"ODE solved backwards with the forward method); use one of them or "
-            f"backend='native' for {sensealg!r}")
-    if isinstance(sensealg, DirectAdjoint) and sensealg.checkpointing:
-        raise GradientNotSupported(
-            "DirectAdjoint(checkpointing=True) restarts the step-size sequence at every saved "
-            "time on the torch backend; the numba backend keeps one sequence; use "
-            "DirectAdjoint() or backend='native'")
+            f"DirectAdjoint() and DirectAdjoint(checkpointing=True) (the discrete adjoint of "
+            f"the accepted steps, explicit methods) and InterpolatingAdjoint(), "
+            f"QuadratureAdjoint(), GaussAdjoint() (the adjoint ODE solved backwards with the "
+            f"forward method); use one of them or backend='native' for {sensealg!r}")
     if not _is_continuous(sensealg) and family_of(solver) != lp.FAMILY_ERK:
+        name = repr(DirectAdjoint() if sensealg is None else sensealg)
         raise GradientNotSupported(
-            f"the numba backend's DirectAdjoint() differentiates explicit Runge-Kutta solves "
+            f"the numba backend's {name} differentiates explicit Runge-Kutta solves "
             f"only; {solver!r} is not one; use sensealg=InterpolatingAdjoint() (or "
-            f"QuadratureAdjoint()) for it, or backend='native' for its DirectAdjoint()")
+            f"QuadratureAdjoint()) for it, or backend='native' for its {name}")
     if problem.batch_shape:
         spec = param_spec(problem)
         batched = (spec.kind == "tensor" and spec.p_tensors[0].ndim > 1) or (
@@ -258,13 +258,24 @@ def gradient_refusal(sensealg, solver: AbstractSolver, problem: ODEProblem,
 
 
 def _prepared_run(problem, solver, options, sensealg):
+    """The model, method and a maker of runs (one per forward pass)."""
     from ._results import _inputs
     from ._methods import pack_method
     gradient_refusal(sensealg, solver, problem, options)
     model = gradient_model(problem)
     method = pack_method(solver)
+    if _checkpointed(sensealg):
+        intervals = Intervals(problem, method, options)
+        return model, method, lambda: CheckpointRun(model, method, intervals)
     inputs = tuple(typed(x) for x in _inputs(problem, method, options, True))
-    return model, method, inputs
+    has_saveat = options.saveat is not None
+    continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
+        sensealg) else None
+    return model, method, lambda: _Run(model, method, inputs, has_saveat, continuous)
+
+
+def _checkpointed(sensealg) -> bool:
+    return isinstance(sensealg, DirectAdjoint) and sensealg.checkpointing
 
 
 def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
@@ -272,21 +283,18 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: So
     """A numba solve whose saved states `sol.u` carry a gradient to u0, the tensors of p and
     a network's weights (as `solve`'s options; `sensealg` as on the torch backend)."""
     from ._results import _batch_solution, _single_solution
-    model, method, inputs = _prepared_run(problem, solver, options, sensealg)
-    continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
-        sensealg) else None
+    model, method, new_run = _prepared_run(problem, solver, options, sensealg)
     tensors, kinds = param_tensors(problem, model)
-    has_saveat = options.saveat is not None
     if not problem.batch_shape:
-        run = _Run(model, method, inputs, has_saveat, continuous)
+        run = new_run()
         u = NumbaSolve.apply(run, kinds, problem.u0.reshape(-1).to(torch.float64), *tensors)
-        sol = _single_solution(problem, solver, method, options, run.result)
+        sol = run.solution(solver) if _checkpointed(sensealg) else _single_solution(
+            problem, solver, method, options, run.result)
         sol.u = u
         return refuse_gradient(sol)
     n = problem.n_states
     u0 = problem.u0.reshape(-1, n).to(torch.float64)
-    batch = _BatchRun([_Run(model, method, inputs, has_saveat, continuous)
-                       for _ in range(u0.shape[0])])
+    batch = _BatchRun([new_run() for _ in range(u0.shape[0])])
     u = NumbaSolve.apply(batch, kinds, u0, *tensors)
     results = [run.result for run in batch.runs]
     saved = u.shape[0]
@@ -304,15 +312,11 @@ def prepare(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
     packed once; each call reads the values of the problem's parameter tensors and network
     weights (the same tensor objects, so an optimiser's in-place updates are seen) and
     returns a tensor with their gradient."""
-    model, method, inputs = _prepared_run(problem, solver, options, sensealg)
-    has_saveat = options.saveat is not None
-    continuous = _Continuous(problem, solver, options, sensealg) if _is_continuous(
-        sensealg) else None
-
+    model, _method, new_run = _prepared_run(problem, solver, options, sensealg)
     tensors, kinds = param_tensors(problem, model)
 
     def solve(u0: Tensor | None = None) -> Tensor:
         u0 = problem.u0 if u0 is None else u0
-        run = _Run(model, method, inputs, has_saveat, continuous)
+        run = new_run()
         return NumbaSolve.apply(run, kinds, u0.reshape(-1).to(torch.float64), *tensors)
     return solve
