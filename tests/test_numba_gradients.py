@@ -233,6 +233,38 @@ def test_a_batch_of_initial_states_sums_its_parameter_gradients():
 
 
 @pytest.mark.parametrize("sensealg", [None, pyude.InterpolatingAdjoint()], ids=repr)
+def test_a_batch_shared_among_threads_gives_the_same_gradient(sensealg, monkeypatch):
+    """Trajectories worth a thread are shared among one thread per core; the states and
+    gradients are those of the trajectories solved one by one, bit for bit."""
+    import threading
+
+    from pyude.backends.numba import _gradient
+    u0 = torch.tensor([[1.0, 1.0], [0.5, 2.0], [2.0, 0.3], [1.5, 1.5], [0.7, 0.9]],
+                      dtype=torch.float64, requires_grad=True)
+    a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
+                            {"alpha": a, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+    ran_on = set()
+    serial = _gradient._across_cores
+
+    def watched(tasks):
+        return serial([lambda task=task: (ran_on.add(threading.current_thread().name),
+                                          task())[1] for task in tasks])
+
+    monkeypatch.setattr(_gradient, "_across_cores", watched)
+    results = []
+    for after in (float("inf"), 0.0):      # never a thread; a thread whatever the work
+        monkeypatch.setattr(_gradient, "_THREAD_AFTER_S", after)
+        sol = numba_solve(prob, pyude.Tsit5(), sensealg, saveat=SAVEAT)
+        results.append([sol.u, *torch.autograd.grad(loss_of(sol.u), [u0, a])])
+    for one_by_one, threaded in zip(*results):
+        assert torch.equal(one_by_one, threaded)
+    import numba
+    if numba.config.NUMBA_NUM_THREADS > 1:
+        assert any(name.startswith("pyude-batch") for name in ran_on)
+
+
+@pytest.mark.parametrize("sensealg", [None, pyude.InterpolatingAdjoint()], ids=repr)
 def test_reverse_time_solves_differentiate(sensealg):
     saveat = [2.0, 1.5, 1.0, 0.0]
 

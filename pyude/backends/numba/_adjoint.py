@@ -77,7 +77,7 @@ def _interp_back(g, theta, dt, poly, gu0, gu1, gKD, gf1, weights):
         gu0[j] += g[j]
 
 
-@njit(ERK_ADJOINT_SIG, cache=True)
+@njit(ERK_ADJOINT_SIG, cache=True, nogil=True)
 def erk_adjoint(rhs, vjp, p, steps, tb, step_u, step_k, saveat, has_saveat, g_us,
                 A, b, c, poly, exa, exc, flags):
     """(dL/du0, dL/dp) from the cotangents g_us of the saved states (rows as the forward

@@ -100,7 +100,7 @@ def _stiff_interpolate(out, theta, dt, u0, u1, f0, f1, rpoly, stages, family):
         hermite(out, theta, dt, u0, u1, f0, f1)
 
 
-@njit(SOLVE_SIG, cache=True)
+@njit(SOLVE_SIG, cache=True, nogil=True)
 def solve_one(rhs, jac, dfdt, p, u0, cfg, ctrl, switch, rtol, atol, stops, saveat,
               eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab,
               erk_step, rosenbrock_step, esdirk_step):
