@@ -18,6 +18,20 @@ import warnings
 _BAD_INPUT = (ValueError, TypeError, FileNotFoundError, ImportError)
 
 
+def _show_notices(show):
+    """`warnings.showwarning` that prints a compile notice as one plain line above the
+    progress bars (it comes from a timer thread, so a warning's source line would be
+    numba's, not the user's), and everything else as `show` does."""
+    def shown(message, category, filename, lineno, file=None, line=None):
+        from pyude.backends._compiled import CompileNotice
+        if issubclass(category, CompileNotice):
+            from tqdm import tqdm
+            tqdm.write(f"pyude: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return shown
+
+
 def _discover(args: argparse.Namespace) -> int:
     from pyude import pipeline
     from pyude.backends import BackendNotice
@@ -41,6 +55,7 @@ def _discover(args: argparse.Namespace) -> int:
               f"compiled where the model qualifies\n")
         with warnings.catch_warnings():       # the header above says where each stage runs
             warnings.simplefilter("ignore", BackendNotice)
+            warnings.showwarning = _show_notices(warnings.showwarning)
             results = run()
     except _BAD_INPUT as err:
         print(f"pyude {args.command}: {err}", file=sys.stderr)

@@ -182,3 +182,16 @@ def test_solvers_refuses_an_empty_batch_as_bad_input(capsys):
         main(["solvers", "--batch", "0"])
     assert exit_.value.code == 2
     assert "0 trajectories: give at least 1" in capsys.readouterr().err
+
+
+def test_a_compile_notice_is_one_plain_line_above_the_progress_bars(capsys):
+    """The first compiled solve on a machine waits for the kernels; the CLI says so in one
+    line (the notice comes from a timer thread, whose source line would mean nothing)."""
+    from pyude.backends._compiled import CompileNotice
+    from pyude.cli import _show_notices
+    others = []
+    shown = _show_notices(lambda *args: others.append(args))
+    shown(CompileNotice("compiling pyude's numba kernels"), CompileNotice, "threading.py", 1)
+    shown(UserWarning("something else"), UserWarning, "mine.py", 3)
+    assert capsys.readouterr().err == "pyude: compiling pyude's numba kernels\n"
+    assert len(others) == 1 and others[0][1] is UserWarning

@@ -165,17 +165,18 @@ def _pack(tensors: list[Tensor], kinds: list) -> np.ndarray:
 
 
 def _unpack(gp: np.ndarray, tensors: list[Tensor], kinds: list, wanted) -> list:
-    out, i = [], 0
-    for x, k, want in zip(tensors, kinds, wanted):
-        size = x.numel()
-        if want:
-            g = gp[i:i + size]
-            if k == "W":
-                g = g.reshape(x.shape[1], x.shape[0]).T
-            out.append(torch.from_numpy(np.ascontiguousarray(g).reshape(x.shape)).to(x.dtype))
-        else:
+    """dL/dp split onto the tensors p was packed from (views of one tensor: a training step
+    unpacks a dozen weights, and a copy each cost more than the adjoint of a small model)."""
+    flat = torch.from_numpy(gp)
+    parts = flat.split([x.numel() for x in tensors])
+    out = []
+    for part, x, k, want in zip(parts, tensors, kinds, wanted):
+        if not want:
             out.append(None)
-        i += size
+        elif k == "W":
+            out.append(part.view(x.shape[1], x.shape[0]).t().to(x.dtype))
+        else:
+            out.append(part.view(x.shape).to(x.dtype))
     return out
 
 
