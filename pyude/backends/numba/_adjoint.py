@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, types
 
 from ._adjoint_codegen import VJP_FN
+from ._lazy import on_first_call
 from ._erk import FLAG_FSAL, _combine, dense_weights
 from ._loop import snap
 from ._types import CUBE, IVEC, MAT, RHS_FN, VEC
@@ -77,7 +78,7 @@ def _interp_back(g, theta, dt, poly, gu0, gu1, gKD, gf1, weights):
         gu0[j] += g[j]
 
 
-@njit(ERK_ADJOINT_SIG, cache=True, nogil=True)
+@on_first_call(ERK_ADJOINT_SIG, nogil=True)
 def erk_adjoint(rhs, vjp, p, steps, tb, step_u, step_k, saveat, has_saveat, g_us,
                 A, b, c, poly, exa, exc, flags):
     """(dL/du0, dL/dp) from the cotangents g_us of the saved states (rows as the forward

@@ -13,8 +13,9 @@ import threading
 from functools import lru_cache
 
 import numpy as np
-from numba import njit, prange, types
+from numba import prange, types
 
+from ._lazy import on_first_call
 from ._loop import INFO_SIZE, OUT_NSAVED, OUT_SIZE, SOLVE_SIG, solve_one
 from ._model import FunctionAddress
 from ._types import CUBE, MAT
@@ -42,7 +43,7 @@ def single_solve() -> FunctionAddress:
     return FunctionAddress(solve_one, SOLVE_SIG)
 
 
-@njit(BATCH_SIG, cache=True, parallel=True)
+@on_first_call(BATCH_SIG, parallel=True)
 def solve_batch(solve, rhs, jac, dfdt, p, u0, cfg, ctrl, switch, rtol, atol, stops, saveat,
                 eA, eb, ec, ee, epoly, exa, exc, eflags, rtab, rpoly, etab, erk_step,
                 rosenbrock_step, esdirk_step):
