@@ -13,6 +13,7 @@ from ._problem import ODEProblem
 from ._solution import Solution
 from .controllers import PIController, PredictiveController
 from .sensitivity import AbstractSensitivity, DirectAdjoint
+from .sensitivity._adjoint import one_solve
 from .solvers import default_solver
 from .solvers._base import AbstractSolver
 
@@ -87,8 +88,9 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     options = build_options(problem, solver, saveat=saveat, dt=dt, rtol=rtol, atol=atol,
                             dtmin=dtmin, dtmax=dtmax, maxiters=maxiters, tstops=tstops,
                             adaptive=adaptive, dense=dense, controller=controller)
-    chosen = backends.choose(backend, problem, solver, options, sensealg)
-    sol = chosen.solve(problem, solver, options, sensealg)
+    with one_solve():
+        chosen = backends.choose(backend, problem, solver, options, sensealg)
+        sol = chosen.solve(problem, solver, options, sensealg)
     if throw and not sol.success:
         raise SolverError(f"solve with {solver!r} failed: {sol.retcode}: {sol.message}", sol)
     return sol

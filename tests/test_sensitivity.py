@@ -293,3 +293,27 @@ def test_quadrature_takes_tensor_times_and_falls_back_for_python_numbers(senseal
     direct = _forced_decay_gradient(pyude.DirectAdjoint(), python_time)
     for f in (tensor_time, python_time):
         assert _forced_decay_gradient(sensealg, f) == pytest.approx(direct, rel=1e-6)
+
+
+def test_within_one_solve_the_parameter_walk_is_done_once_per_problem():
+    """Every check on the way down asks for the problem's differentiable tensors; inside
+    one `solve` they are worked out once, outside (and in another thread) afresh."""
+    import threading
+
+    from pyude.sensitivity._adjoint import one_solve, param_spec
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    ude = pyude.UDE(lambda u, p, t, nn: nn(u), net.double())
+    prob = pyude.ODEProblem(ude.field, torch.ones(2, dtype=torch.float64), (0.0, 1.0))
+    assert param_spec(prob) is not param_spec(prob)
+    with one_solve():
+        spec = param_spec(prob)
+        assert param_spec(prob) is spec
+        other = pyude.ODEProblem(ude.field, torch.ones(2, dtype=torch.float64), (0.0, 1.0))
+        assert param_spec(other) is not spec
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(param_spec(prob)))
+        worker.start()
+        worker.join()
+        assert seen[0] is not spec
+    net[0].weight.requires_grad_(False)          # after the solve, a change is seen
+    assert len(param_spec(prob).module_params) == len(spec.module_params) - 1
