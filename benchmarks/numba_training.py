@@ -11,6 +11,8 @@ initial network. Rows:
   accepted steps), through the whole front (problem, options, Solution) every iteration;
 - numba Tsit5 (prepared): the same solve with the problem's arrays packed once
   (`prepare`), as a training loop that keeps its options would call it;
+- pyude.UDE Tsit5 (default: auto): the user's path, `loss = f(ude(u0, t))` with the module's
+  default backend (compiled here), the whole front every iteration;
 - torchdiffeq dopri5: `odeint` (backpropagation through its steps), `torch.set_num_threads(1)`;
 - pyude Tsit5 (native): the torch backend with DirectAdjoint, for scale.
 
@@ -98,9 +100,9 @@ def numba_step(solver, u0, t, truth, prepared=False):
     return step
 
 
-def native_step(u0, t, truth):
+def module_step(u0, t, truth, backend="native"):
     ude = pyude.UDE(ude_model, lv_net(), solver=pyude.Tsit5(), rtol=RTOL, atol=ATOL,
-                    backend="native")
+                    backend=backend)
     opt = adam(ude.parameters())
 
     def step():
@@ -237,7 +239,8 @@ def main():
         "numba Tsit5": numba_step(pyude.Tsit5(), u0, t, truth),
         "numba DP5": numba_step(pyude.DP5(), u0, t, truth),
         "numba Tsit5 (prepared)": numba_step(pyude.Tsit5(), u0, t, truth, prepared=True),
-        "pyude Tsit5 (native)": native_step(u0, t, truth),
+        "pyude.UDE Tsit5 (default: auto)": module_step(u0, t, truth, backend="auto"),
+        "pyude Tsit5 (native)": module_step(u0, t, truth),
         "torchdiffeq dopri5": torchdiffeq_step(u0, t, truth),
     }
     results = {"lotka_volterra_ude": table(
