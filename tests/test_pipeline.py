@@ -271,6 +271,9 @@ def test_a_discovered_model_much_worse_than_the_network_is_flagged():
     from pyude.pipeline._run import _warnings
     spec = pipeline.PROBLEMS["cubic_friction"]
     assert _warnings(spec, 1.5e-3, 1e-3, 1e-3) == []
+    (poor_network,) = _warnings(spec, 1e-4, 1e-3, 1e-3)
+    assert poor_network.startswith("the network fits the data 10.0 times worse than the "
+                                   "discovered model")
     (warning,) = _warnings(spec, 0.1, 1e-3, 1e-3)
     assert warning.startswith("the discovered model fits the data 100.0 times worse than "
                               "the network")

@@ -223,9 +223,17 @@ def _network_steps(ude, t, data) -> int:
 
 def _warnings(spec, loss: float, network_loss: float, noise_mse: float) -> list[str]:
     """A discovered model that fits the data markedly worse (three times) than the network
-    is flagged, with the likely causes. The network is the yardstick, not the noise
-    estimate: a spline cannot tell noise from dynamics that the observations sample
+    is flagged, with the likely causes; so is a network that fits markedly worse than the
+    discovered model (a closed form with a few coefficients should not beat a trained
+    network: the network's training got stuck). The network is the yardstick, not the
+    noise estimate: a spline cannot tell noise from dynamics that the observations sample
     sparsely, and then overestimates the noise many times."""
+    if loss * 3.0 < network_loss:
+        return [f"the network fits the data {network_loss / loss:.1f} times worse than the "
+                f"discovered model (MSE {network_loss:.3g} against {loss:.3g}): its training "
+                f"ended in a poor local minimum, so its own terms (fit.png, terms.png) are "
+                f"less reliable than the discovered model; the structure search also "
+                f"fitted candidates to the data directly"]
     if loss <= 3.0 * network_loss:
         return []
     return [f"the discovered model fits the data {loss / network_loss:.1f} times worse than "
