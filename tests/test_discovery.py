@@ -250,10 +250,14 @@ def _lv_refit_data():
 
 def test_a_term_library_holds_every_candidate_in_one_model():
     from pyude.discovery import TermLibrary
-    pools = [[-0.8 * X_ * Y_, 0.1 * X_**2 - 0.9 * X_ * Y_, sympy.Float(0.3)],
-             [0.7 * X_ * Y_, 0.2 * sympy.exp(0.5 * X_)]]
+    pools = [[-0.8 * X_ * Y_, 0.1 * X_**2 - 0.9 * X_ * Y_, sympy.Float(0.3),
+              0.5 * sympy.sqrt(X_), 0.2 / X_],
+             [0.7 * X_ * Y_, 0.2 * sympy.exp(0.5 * X_), 0.3 * sympy.log(Y_)]]
     library = TermLibrary(lotka_volterra_ude, ["x", "y"], dict(alpha=1.3, delta=1.8), pools)
-    assert library.size == 4            # x*y, x**2, 1 for nn1; x*y for nn2; not exp(0.5x)
+    # x*y, x**2, 1 for nn1; x*y for nn2. Not exp(0.5 x), which holds its own coefficient,
+    # nor sqrt(x), 1/x or log(y): held at zero they would still be NaN where the states
+    # leave their domain, and 0 * NaN would break every candidate of the library
+    assert library.size == 4
     assert library.p == dict(alpha=1.3, delta=1.8, k1=0.0, k2=0.0, k3=0.0, k4=0.0)
 
     def model(nn1, nn2):
@@ -265,6 +269,10 @@ def test_a_term_library_holds_every_candidate_in_one_model():
     f, values, names = rich.solve_form()
     assert f is library.f and values[names["c1"]] == rich.p["c1"]
     assert model(pools[0][0], pools[1][1]).library is None     # exp(0.5 x): its own model
+    assert model(pools[0][3], pools[1][0]).library is None     # sqrt(x): its own model
+    with pytest.raises(TypeError, match="must be sympy expressions"):
+        TermLibrary(lotka_volterra_ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
+                    [["x*y"], []])                  # text is refused, never parsed
     # the library's right-hand side with the other terms at zero is the candidate's
     u = torch.tensor([0.7, 1.9], dtype=torch.float64)
     as_tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
@@ -311,3 +319,22 @@ def test_a_search_compiles_one_model_for_all_its_candidates():
     assert len(events) >= 4 and chosen.library is not None
     new = {compiled._COMPILED[key].source for key in set(compiled._COMPILED) - before}
     assert len(new) == 1
+
+
+def test_a_torch_refit_whose_start_fails_inside_the_bound_is_not_solved_again(monkeypatch):
+    """On torch the bound is checked at every call of f: a start that fails without
+    crossing it did not leave the region, and is not solved again to find out."""
+    from pyude.discovery import _refit
+    monkeypatch.setattr(_refit, "_left_region", lambda *a, **k: pytest.fail("solved again"))
+    t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
+    data = torch.exp(-t)[:, None]
+
+    def ude(u, p, t, nn):
+        (m,) = nn(u)
+        return [m]
+
+    x = sympy.Symbol("x", real=True)
+    model = pyude.discovery.discovered_model(ude, ["x"], {}, [-1.0 * x])
+    assert pyude.discovery.refit(model, t, data, bound=10.0, maxiters=5,
+                                 backend="native") == float("inf")
+    assert model.failure == "needed more than 5 steps"

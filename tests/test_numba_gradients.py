@@ -286,3 +286,20 @@ def test_a_float32_state_is_refused():
                             {"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
     with pytest.raises(GradientNotSupported, match="float64.*backend='native'"):
         numba_solve(prob, pyude.Tsit5(), saveat=[0.0, 1.0])
+
+
+def _threaded_batch_in_a_child():
+    import time
+
+    from pyude.backends.numba import _gradient
+    return _gradient._across_cores([lambda i=i: (time.sleep(0.002), i)[1] for i in range(5)])
+
+
+def test_a_process_forked_after_a_threaded_batch_makes_its_own_threads():
+    """A thread pool inherited through fork has no threads; a child's batch must not wait
+    on it (process pools fork by default on Linux)."""
+    import multiprocessing
+
+    assert _threaded_batch_in_a_child() == [0, 1, 2, 3, 4]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_threaded_batch_in_a_child).get(timeout=60) == [0, 1, 2, 3, 4]

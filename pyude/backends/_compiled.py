@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -20,20 +21,28 @@ class CompileNotice(UserWarning):
     """pyude's compiled kernels are being built (once per machine and version)."""
 
 
+@contextlib.contextmanager
+def compile_notice(what: str, seconds: str = "a few seconds"):
+    """Says, with a `CompileNotice`, what is being compiled when it takes more than
+    `NOTICE_AFTER_S` (numba loads a cached kernel in well under that)."""
+    timer = threading.Timer(NOTICE_AFTER_S, warnings.warn, args=(
+        f"compiling {what}: {seconds}, once per machine and version (numba caches the "
+        f"result); backend='native' solves without compiling", CompileNotice))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def _kernels():
     """`pyude.backends.numba`, imported once; a slow first import says what it is doing."""
     name = f"{__package__}.numba"
     if name in sys.modules:
         return sys.modules[name]
-    timer = threading.Timer(NOTICE_AFTER_S, warnings.warn, args=(
-        "compiling pyude's numba kernels: about 20 s, once per machine and version (numba "
-        "caches them); backend='native' solves without them", CompileNotice))
-    timer.daemon = True
-    timer.start()
-    try:
+    with compile_notice("pyude's numba kernels", "about 20 s"):
         return importlib.import_module(name)
-    finally:
-        timer.cancel()
 
 
 def input_reason(problem) -> str | None:

@@ -10,27 +10,34 @@ from typing import Callable, Mapping, Sequence
 
 import sympy
 
-from ._model import DiscoveredModel, assembled, in_model_symbols, traced_ude
+from ._model import (DiscoveredModel, _as_expression, assembled, in_model_symbols,
+                     traced_ude)
 
 
-def _split(term: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr] | None:
-    """A term `number * monomial` as (number, monomial), or None for any other form
-    (a number inside a function or a power is not a coefficient the library can hold)."""
+def _monomial(term: sympy.Expr, variables: list[sympy.Symbol]) -> sympy.Expr | None:
+    """The monomial of a term `number * monomial` (non-negative whole powers of the
+    states and t), or None for any other form. Only monomials: a term held at zero must
+    stay zero wherever the states go, and 0 * sqrt(x) at x < 0 (or 0 * log(x), 0 / x) is
+    NaN, which would break every other candidate solved through the library."""
     number, rest = term.as_coeff_Mul()
-    if rest.atoms(sympy.Float) or not number.is_Number:
+    if not number.is_Number or rest.atoms(sympy.Float) or \
+            not rest.free_symbols <= set(variables):
         return None
-    return number, rest
+    if rest != 1 and not (rest.is_polynomial(*variables)
+                          and sympy.Poly(rest, *variables).is_monomial):
+        return None
+    return rest
 
 
-def library_terms(expr: sympy.Expr) -> list[sympy.Expr] | None:
-    """The monomials of a candidate expression `sum number_i * monomial_i`, or None when it
-    is not of that form."""
+def library_terms(expr: sympy.Expr, variables: list[sympy.Symbol]) -> list[sympy.Expr] | None:
+    """The monomials of a candidate expression `sum number_i * monomial_i` in `variables`,
+    or None when it is not of that form."""
     out = []
     for term in sympy.Add.make_args(sympy.expand(expr)):
-        split = _split(term)
-        if split is None:
+        monomial = _monomial(term, variables)
+        if monomial is None:
             return None
-        out.append(split[1])
+        out.append(monomial)
     return out
 
 
@@ -40,7 +47,8 @@ class TermLibrary:
 
     `f` and `p` (the known parameters and every coefficient at zero) are what a candidate's
     solve runs; `slots_of` maps a candidate's coefficients onto the library's. Candidates
-    that are not sums of numbers times monomials keep their own model."""
+    that are not sums of numbers times monomials (non-negative whole powers of the states
+    and t) keep their own model."""
 
     def __init__(self, f_ude: Callable, state_names: Sequence[str], p: Mapping[str, float],
                  candidates: Sequence[Sequence[sympy.Expr]]):
@@ -50,9 +58,10 @@ class TermLibrary:
         taken = {*state_names, *p}
         for j, (out, pool) in enumerate(zip(traced.nn_outputs, candidates)):
             total = sympy.Integer(0)
+            variables = [*traced.states, traced.t]
             for expr in pool:
-                monomials = library_terms(
-                    in_model_symbols(sympy.sympify(expr), [*traced.states, traced.t]))
+                monomials = library_terms(in_model_symbols(_as_expression(expr), variables),
+                                          variables)
                 for monomial in monomials or []:
                     if (j, monomial) in self._slot:
                         continue

@@ -4,7 +4,7 @@ limit per solve, and a bound on the state beyond which a candidate is abandoned.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import sympy
@@ -33,10 +33,14 @@ class Guarded:
 
     f: Callable
     bound: float
+    # whether torch has called it (then the bound was checked at every step); not part of
+    # what makes two guards equal
+    called: list = field(default_factory=lambda: [False], compare=False, repr=False)
 
     def __call__(self, u, p, t):
         if not isinstance(u, torch.Tensor) and any(isinstance(c, sympy.Basic) for c in u):
             return self.f(u, p, t)
+        self.called[0] = True
         components = u if isinstance(u, torch.Tensor) else torch.stack(
             [torch.as_tensor(c) for c in u])
         check_bounded(components, self.bound, t)
@@ -112,7 +116,8 @@ def refit(model: DiscoveredModel, t, data, *, trainable: Sequence[str] | None = 
         except (SolverError, ValueError, LeftRegion) as err:
             if calls == 1:
                 # the starting point itself: nothing to go back to
-                if isinstance(err, SolverError) and bound is not None:
+                if isinstance(err, SolverError) and bound is not None \
+                        and not f.called[0]:     # compiled: no bound stopped it
                     err = _left_region(problem(), bound, solver=solver or Tsit5(),
                                        backend=backend, rtol=rtol, atol=atol,
                                        maxiters=maxiters) or err

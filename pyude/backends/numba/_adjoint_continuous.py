@@ -108,7 +108,7 @@ def pack_adjoint(p: np.ndarray, steps: np.ndarray, step_u: np.ndarray, step_f: n
 DENSE_STAGES_SIG = CUBE(RHS_FN, VEC, MAT, MAT, MAT, CUBE, types.int64, IVEC, MAT, VEC)
 
 
-@on_first_call(DENSE_STAGES_SIG)
+@on_first_call(DENSE_STAGES_SIG, nogil=True)
 def all_dense_stages(rhs, p, steps, step_u, step_f, step_k, s, flags, extra_a, extra_c):
     """Every explicit step's interpolant stages (the step's, f1 unless FSAL, then the extra
     stages Vern7's dense output needs), as the forward solve's saveat computed them."""

@@ -165,8 +165,8 @@ def _pack(tensors: list[Tensor], kinds: list) -> np.ndarray:
 
 
 def _unpack(gp: np.ndarray, tensors: list[Tensor], kinds: list, wanted) -> list:
-    """dL/dp split onto the tensors p was packed from (views of one tensor: a training step
-    unpacks a dozen weights, and a copy each cost more than the adjoint of a small model)."""
+    """dL/dp split onto the tensors p was packed from (views of one tensor; a Linear
+    weight's, stored transposed, made contiguous as torch's own gradients are)."""
     flat = torch.from_numpy(gp)
     parts = flat.split([x.numel() for x in tensors])
     out = []
@@ -174,7 +174,7 @@ def _unpack(gp: np.ndarray, tensors: list[Tensor], kinds: list, wanted) -> list:
         if not want:
             out.append(None)
         elif k == "W":
-            out.append(part.view(x.shape[1], x.shape[0]).t().to(x.dtype))
+            out.append(part.view(x.shape[1], x.shape[0]).t().contiguous().to(x.dtype))
         else:
             out.append(part.view(x.shape).to(x.dtype))
     return out

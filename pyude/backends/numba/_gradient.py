@@ -31,6 +31,7 @@ the torch tensors themselves, packs p without a graph and unpacks dL/dp onto eac
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -195,7 +196,8 @@ class _BatchRun:
         return np.stack([g0 for g0, _ in grads]), np.sum([g for _, g in grads], axis=0)
 
 
-_POOL: list = []
+_POOL: dict = {}              # the process id -> its thread pool (a forked child makes its own)
+_POOL_LOCK = threading.Lock()
 # A trajectory whose forward pass took less than this many seconds is not worth a thread:
 # on 2 cores the spiral's 20 windows of 4 steps (about 70 us each) take 4.1 ms an
 # iteration one by one and 4.7 ms shared between two threads, while 8 Lotka-Volterra UDE
@@ -211,16 +213,27 @@ def _across_cores(tasks: list) -> list:
     import numba
     start = time.perf_counter()
     first = tasks[0]()
-    workers = min(numba.config.NUMBA_NUM_THREADS, len(tasks) - 1)
+    workers = min(numba.get_num_threads(), len(tasks) - 1)
     if workers <= 1 or time.perf_counter() - start < _THREAD_AFTER_S:
         return [first, *(task() for task in tasks[1:])]
-    if not _POOL:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL.append(ThreadPoolExecutor(numba.config.NUMBA_NUM_THREADS,
-                                        thread_name_prefix="pyude-batch"))
     shares = np.array_split(np.arange(1, len(tasks)), workers)
-    parts = _POOL[0].map(lambda share: [tasks[i]() for i in share], shares)
+    parts = _thread_pool().map(lambda share: [tasks[i]() for i in share], shares)
     return [first, *(result for part in parts for result in part)]
+
+
+def _thread_pool():
+    """This process's pool of batch threads (a pool inherited through fork has no threads:
+    a child would wait on it forever)."""
+    import os
+    with _POOL_LOCK:
+        pool = _POOL.get(os.getpid())
+        if pool is None:
+            import numba
+            from concurrent.futures import ThreadPoolExecutor
+            _POOL.clear()
+            pool = _POOL[os.getpid()] = ThreadPoolExecutor(
+                numba.config.NUMBA_NUM_THREADS, thread_name_prefix="pyude-batch")
+        return pool
 
 
 class NumbaSolve(torch.autograd.Function):

@@ -15,6 +15,8 @@ from typing import Callable
 
 from numba import njit
 
+from .._compiled import compile_notice
+
 
 def on_first_call(signature, **options) -> Callable:
     """`njit(signature, cache=True, **options)`, applied when the kernel is first called;
@@ -27,7 +29,8 @@ def on_first_call(signature, **options) -> Callable:
             if not compiled:
                 with lock:              # two threads' first calls compile it once
                     if not compiled:
-                        compiled.append(njit(signature, cache=True, **options)(py_func))
+                        with compile_notice(f"pyude's {py_func.__name__} kernel"):
+                            compiled.append(njit(signature, cache=True, **options)(py_func))
             return compiled[0]
 
         @functools.wraps(py_func)
