@@ -478,17 +478,8 @@ def _drive_numba(solver, model, u0, dt, trials, rtol, atol, adaptive):
     return log, u, _numba_counts(stepper.counters)
 
 
-# Kvaerno5 at fixed steps on Van der Pol: the torch stepper refreshes its Jacobian 2 times in
-# 60 steps, the kernel 10 (as the numpy host step it was written against did, before that
-# twin was removed); both meet the tolerances, the Newton iteration counts around the
-# refresh threshold differ. Kept strict so that agreement, once found, shows.
-_KVAERNO5_FIXED = pytest.mark.xfail(strict=True, reason="Jacobian refreshes differ (2 vs 10)")
-
-
 def _sequence_cases():
-    return [pytest.param(e, adaptive, id=f"{e.id}-{'adaptive' if adaptive else 'fixed'}",
-                         marks=_KVAERNO5_FIXED if (e.id == "Kvaerno5()" and not adaptive)
-                         else ())
+    return [pytest.param(e, adaptive, id=f"{e.id}-{'adaptive' if adaptive else 'fixed'}")
             for e in STIFF for adaptive in (True, False)]
 
 

@@ -47,6 +47,26 @@ def test_reused_jacobian_keeps_van_der_pol_in_phase(entry, rtol):
     assert mescd(sol.u[-1].numpy(), reference, rtol, atol) >= 1.0
 
 
+def test_newton_corrections_below_round_off_are_convergence():
+    # With a reused W a stage takes a second iteration to measure a rate. When the guess is
+    # already the solution to round-off (Kvaerno5's last stage starts from the one before,
+    # at the same time), both corrections are round-off and their ratio is noise: a ratio
+    # above 1 is not divergence once the correction is below the state's round-off.
+    from pyude.solvers._newton import solve_stage
+
+    def stage(floor):
+        corrections = iter([1e-17, 2e-17, 4e-17])
+        return solve_stage(lambda z: torch.full((2,), next(corrections), dtype=torch.float64),
+                           lambda r: r, torch.zeros(2, dtype=torch.float64),
+                           torch.full((2,), 1e-5, dtype=torch.float64), 0.5,
+                           min_iterations=2, floor=floor)
+
+    result, eta = stage(floor=2.2e-16 * 1e5)       # eps |u| / scale with |u| = 1
+    assert result.converged and result.iterations == 2 and eta == 0.5 ** 0.8
+    result, eta = stage(floor=1e-13)                # corrections of 1e-12 above the floor
+    assert not result.converged and result.iterations == 2 and eta == 0.5
+
+
 def test_predictive_control_saves_rejections_into_van_der_pol_jumps():
     # Into each jump the error grows from step to step: the PI controller grows the step
     # after an accepted one and is rejected, again and again (Rodas5P at rtol 1e-4: 71

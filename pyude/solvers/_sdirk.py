@@ -8,6 +8,7 @@ inflate it.
 
 The Jacobian is kept between steps and refreshed when Newton fails or converges slowly (more
 than SLOW_ITERATIONS iterations in a stage); W is refactored when dt changes. A Newton
+correction below the state's round-off is convergence (`solve_stage`'s floor). A Newton
 failure with a fresh Jacobian reports the step as not completed, and the loop halves dt.
 """
 
@@ -124,6 +125,9 @@ class AbstractESDIRK(AbstractImplicitSolver):
             return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
         gamma = tab.gamma
         scale = cache.atol + cache.rtol * u.detach().abs()
+        # The state's round-off in Newton's norm (the smallest of a batch's trajectories).
+        floor = torch.finfo(u.dtype).eps * float(
+            (u.detach() / scale).square().mean(dim=-1).sqrt().min())
         zs = [dt * f0]
         rows = stage_rows(tab, "a", u)
         cache.slow = False
@@ -136,7 +140,8 @@ class AbstractESDIRK(AbstractImplicitSolver):
                 return dt * rhs(ti, tmp + gamma * z) - z
 
             newton, cache.eta = solve_stage(residual, lambda r: self._solve_w(cache, r),
-                                            zs[-1], scale, cache.eta, min_iterations)
+                                            zs[-1], scale, cache.eta, min_iterations,
+                                            floor)
             if not newton.converged:
                 return StepResult(u1=u, err=None, f1=None, stages=[], ok=False)
             cache.slow = cache.slow or newton.iterations > SLOW_ITERATIONS

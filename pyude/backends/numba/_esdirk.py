@@ -18,7 +18,9 @@ factorised W and W^-1, and `state` (float64, STATE_SIZE):
 The policy, as the torch stepper's: J is refreshed when there is none, when the last step
 converged slowly, or when Newton fails (or W is singular) with a J from an earlier point,
 and the step is then tried once more; a failure with a fresh J is returned and the loop
-halves dt. With a J from an earlier point no stage accepts its first Newton iterate.
+halves dt. With a J from an earlier point no stage accepts its first Newton iterate. A
+Newton correction below the state's round-off (eps |u| in Newton's scaled norm), once the
+first iterate may be accepted, is convergence, and no rate is read from it.
 
 Python side:
 
@@ -129,11 +131,12 @@ def _factor(J, gamma, dt, W, Winv, piv, state, counters):
 # Inlined into `_attempt`: a call per stage with fourteen arguments cost a quarter of the
 # step on ROBER (KenCarp4, 2.1 -> 1.6 us).
 @njit(cache=True, inline="always")
-def _newton(f, ti, tmp, p, dt, gamma, i, stages, scale, W, Winv, piv, state, min_iterations,
-            work, counters):
+def _newton(f, ti, tmp, p, dt, gamma, i, stages, scale, floor, W, Winv, piv, state,
+            min_iterations, work, counters):
     """`solve_stage` on z = dt f(ti, tmp + gamma z) for z = stages[i], which holds the guess
-    and then the iterate. Returns the iterations taken, or -1 when Newton failed (eta then
-    kept). The iteration's sums, product and norm are written out (see `_attempt`)."""
+    and then the iterate, with its round-off `floor`. Returns the iterations taken, or -1
+    when Newton failed (eta then kept). The iteration's sums, product and norm are written
+    out (see `_attempt`)."""
     x, r, dz = work[1], work[2], work[3]
     n, small = tmp.shape[0], tmp.shape[0] <= SMALL_N
     eta = max(state[ETA], EPS) ** 0.8
@@ -162,6 +165,9 @@ def _newton(f, ti, tmp, p, dt, gamma, i, stages, scale, W, Winv, piv, state, min
         ndz = math.sqrt(squares / n)               # scaled RMS of the correction
         if not math.isfinite(ndz):
             return -1
+        if k >= min_iterations and ndz <= floor:   # round-off: no rate to read
+            state[ETA] = eta
+            return k
         if previous >= 0.0:
             theta = ndz / previous if previous > 0.0 else 0.0
             if theta >= 1.0:
@@ -204,9 +210,13 @@ def _attempt(f, tab, t, u, f0, dt, p, rtol, atol, J, W, Winv, piv, state, work, 
     if not _factor(J, gamma, dt, W, Winv, piv, state, counters):
         return SINGULAR_W
     scale, tmp = work[0], u1                       # u1 is free until the end: the stage sums
+    squares = 0.0
     for k in range(n):
         scale[k] = atol[k] + rtol[k] * abs(u[k])
         stages[0, k] = dt * f0[k]
+        ratio = u[k] / scale[k]
+        squares += ratio * ratio
+    floor = EPS * math.sqrt(squares / n)          # the state's round-off in Newton's norm
     state[SLOW] = 0.0
     min_iterations = 1 if state[FRESH_T] == t else 2
     for i in range(1, s):
@@ -216,8 +226,8 @@ def _attempt(f, tab, t, u, f0, dt, p, rtol, atol, J, W, Winv, piv, state, work, 
                 acc += a[i, j] * stages[j, k]
             tmp[k] = u[k] + acc
             stages[i, k] = stages[i - 1, k]        # the guess: the previous stage
-        iterations = _newton(f, t + c[i] * dt, tmp, p, dt, gamma, i, stages, scale, W, Winv,
-                             piv, state, min_iterations, work, counters)
+        iterations = _newton(f, t + c[i] * dt, tmp, p, dt, gamma, i, stages, scale, floor, W,
+                             Winv, piv, state, min_iterations, work, counters)
         if iterations < 0:
             return NEWTON_FAILED
         if iterations > SLOW_ITERATIONS:
