@@ -10,8 +10,12 @@ from torch import Tensor, nn
 from . import backends
 from ._errors import reject_unknown_kwargs
 from ._field import VectorField
+from ._options import DEFAULT_RTOL, build_options
 from ._problem import ODEProblem
+from ._repeat import call_key, prepared_solve
 from ._solve import solve
+from .sensitivity import DirectAdjoint
+from .solvers import default_solver
 
 
 class _SolvingModule(nn.Module):
@@ -26,6 +30,7 @@ class _SolvingModule(nn.Module):
         backends.check_name(backend)
         self.solver, self.sensealg, self.options = solver, sensealg, options
         self.backend = backend
+        self._repeat: tuple | None = None      # (call_key, prepared compiled solve)
 
     def forward(self, u0: Tensor, t: Tensor | Sequence[float]) -> Tensor:
         """The trajectory at the times `t` (first entry the initial time), shape
@@ -34,10 +39,26 @@ class _SolvingModule(nn.Module):
         if times.numel() < 2:
             raise ValueError("t must hold at least two times: the initial time and one more")
         prob = ODEProblem(self.field, u0, (float(times[0]), float(times[-1])))
+        # only a solve with a gradient has a prepared form (`_repeat`)
+        key = call_key(self, prob.u0, times) if torch.is_grad_enabled() else None
+        seen = key is not None and self._repeat is not None and self._repeat[0] == key
+        if seen and self._repeat[1] is not None:
+            return self._repeat[1](prob.u0)
         self._check_network(prob.u0)
         sol = solve(prob, self.solver, saveat=times, sensealg=self.sensealg,
                     backend=self.backend, **self.options)
+        if key is not None and not seen:
+            self._repeat = (key, self._prepare(prob, times))
         return sol.u
+
+    def _prepare(self, prob: ODEProblem, times: Tensor) -> Callable | None:
+        """The compiled solve of this very call, for the next ones (`_repeat`), or None
+        when it does not run compiled with a gradient."""
+        solver = default_solver(self.options.get("rtol", DEFAULT_RTOL)) \
+            if self.solver is None else self.solver
+        sensealg = self.sensealg if self.sensealg is not None else DirectAdjoint()
+        options = build_options(prob, solver, saveat=times, **self.options)
+        return prepared_solve(prob, solver, sensealg, options, self.backend)
 
 
     def _check_network(self, u0: Tensor) -> None:

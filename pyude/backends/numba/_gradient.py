@@ -349,16 +349,29 @@ def solve_with_gradient(problem: ODEProblem, solver: AbstractSolver, options: So
 
 
 def prepare(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
-            sensealg: Any = None):
+            sensealg: Any = None, *, throw: bool = False):
     """`solve(u0) -> saved states` for a training loop: the model, method and options are
     packed once; each call reads the values of the problem's parameter tensors and network
     weights (the same tensor objects, so an optimiser's in-place updates are seen) and
-    returns a tensor with their gradient."""
-    model, _method, new_run = _prepared_run(problem, solver, options, sensealg)
+    returns a tensor with their gradient. With `throw` (not for the checkpointed adjoint),
+    a failed solve raises `SolverError` as `pyude.solve` does."""
+    model, method, new_run = _prepared_run(problem, solver, options, sensealg)
     tensors, kinds = param_tensors(problem, model)
 
     def solve(u0: Tensor | None = None) -> Tensor:
         u0 = problem.u0 if u0 is None else u0
         run = new_run()
-        return NumbaSolve.apply(run, kinds, u0.reshape(-1).to(torch.float64), *tensors)
+        u = NumbaSolve.apply(run, kinds, u0.reshape(-1).to(torch.float64), *tensors)
+        if throw and run.result[2][lp.OUT_RETCODE] != lp.RC_SUCCESS:
+            from ..._errors import SolverError
+            from ._results import _single_solution
+            sol = _single_solution(problem, solver, method, options, run.result)
+            raise SolverError(f"solve with {solver!r} failed: {sol.retcode}: {sol.message}",
+                              sol)
+        return u
     return solve
+
+
+def repeatable(sensealg) -> bool:
+    """Whether `prepare(..., throw=True)` takes this sensitivity (one run per solve)."""
+    return not _checkpointed(sensealg)
