@@ -51,6 +51,10 @@ class _SolvingModule(nn.Module):
             self._repeat = (key, self._prepare(prob, times))
         return sol.u
 
+    def __getstate__(self):
+        # the prepared solve holds compiled code: a pickled (or sent) module prepares anew
+        return {**super().__getstate__(), "_repeat": None}
+
     def _prepare(self, prob: ODEProblem, times: Tensor) -> Callable | None:
         """The compiled solve of this very call, for the next ones (`_repeat`), or None
         when it does not run compiled with a gradient."""

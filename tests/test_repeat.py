@@ -105,3 +105,13 @@ def test_without_a_gradient_or_on_torch_nothing_is_prepared():
     native = pyude.UDE(_model, make_ude().net, dict(a=0.7), backend="native")
     native(U0, T).sum().backward()
     assert native._repeat is not None and native._repeat[1] is None
+
+
+def test_a_trained_module_still_pickles():
+    import pickle
+    ude = make_ude()
+    ude(U0, T).sum().backward()
+    assert ude._repeat[1] is not None
+    copy = pickle.loads(pickle.dumps(ude))
+    assert copy._repeat is None
+    assert torch.equal(copy(U0, T), ude(U0, T))
