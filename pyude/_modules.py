@@ -62,7 +62,10 @@ class _SolvingModule(nn.Module):
             if self.solver is None else self.solver
         sensealg = self.sensealg if self.sensealg is not None else DirectAdjoint()
         options = build_options(prob, solver, saveat=times, **self.options)
-        return prepared_solve(prob, solver, sensealg, options, self.backend)
+        # without this call's u0 and its graph (kept for the module's lifetime otherwise)
+        u0 = prob.u0.detach().requires_grad_(prob.u0.requires_grad)
+        return prepared_solve(ODEProblem(self.field, u0, prob.tspan), solver, sensealg,
+                              options, self.backend)
 
 
     def _check_network(self, u0: Tensor) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,16 +25,41 @@ def call_key(module, u0: Tensor, times: Tensor) -> tuple:
     parameter is a new tensor; `net.double()` changes a dtype)."""
     field = module.field
     return (tuple(times.tolist()), tuple(u0.shape), u0.dtype, u0.device, u0.requires_grad,
-            torch.is_grad_enabled(), id(module.solver), id(module.sensealg), module.backend,
-            tuple((k, _identity(v)) for k, v in sorted(module.options.items())),
-            id(field.f), id(field.net), _structure(field.net),
-            tuple((k, _identity(v)) for k, v in sorted(field.fixed.items())),
-            tuple((id(p), p.dtype, tuple(p.shape), p.requires_grad)
+            torch.is_grad_enabled(), _Same(module.solver), _Same(module.sensealg),
+            module.backend, tuple((k, _value(v)) for k, v in sorted(module.options.items())),
+            _Same(field.f), _Same(field.net), _structure(field.net),
+            tuple((k, _Same(v)) for k, v in sorted(field.fixed.items())),
+            tuple((_Same(p), p.dtype, tuple(p.shape), p.requires_grad)
                   for p in module.parameters()))
 
 
-def _identity(value):
-    return ("tensor", id(value)) if isinstance(value, Tensor) else value
+class _Same:
+    """This very object (held, so that its id cannot pass to a new one, which `id()` in a
+    key would allow). Equal only to itself."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+
+def _value(value):
+    """An option's value as it is now (a list or tensor can change in place after the
+    solve that was prepared with it copied it)."""
+    if isinstance(value, Tensor):
+        return ("tensor", value.dtype, tuple(value.shape), tuple(value.reshape(-1).tolist()))
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            return ("values", tuple(np.asarray(value, dtype=float).reshape(-1).tolist()))
+        except (TypeError, ValueError):
+            return _Same(value)
+    return value
 
 
 def _structure(net) -> tuple:

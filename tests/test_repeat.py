@@ -115,3 +115,27 @@ def test_a_trained_module_still_pickles():
     copy = pickle.loads(pickle.dumps(ude))
     assert copy._repeat is None
     assert torch.equal(copy(U0, T), ude(U0, T))
+
+
+def test_an_option_changed_in_place_takes_the_full_path():
+    ude = make_ude()
+    ude.options["atol"] = [1e-7, 1e-7]
+    ude(U0, T).sum().backward()
+    key = ude._repeat[0]
+    ude.options["atol"][0] = 1e-2                 # the prepared solve copied the old value
+    out = ude(U0, T)
+    assert ude._repeat[0] != key
+    assert torch.equal(out, _fresh_output(ude))
+
+
+def test_the_prepared_solve_keeps_no_graph_of_its_first_call():
+    import gc
+    import weakref
+    ude = make_ude()
+    encoder = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    first = weakref.ref(encoder)
+    ude(U0 * encoder, T).sum().backward()         # a u0 with a graph behind it
+    assert ude._repeat[1] is not None
+    del encoder
+    gc.collect()
+    assert first() is None

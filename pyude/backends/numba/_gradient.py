@@ -366,6 +366,8 @@ def prepare(problem: ODEProblem, solver: AbstractSolver, options: SolveOptions,
             from ..._errors import SolverError
             from ._results import _single_solution
             sol = _single_solution(problem, solver, method, options, run.result)
+            sol.u = u
+            sol = refuse_gradient(sol)
             raise SolverError(f"solve with {solver!r} failed: {sol.retcode}: {sol.message}",
                               sol)
         return u
