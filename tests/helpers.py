@@ -136,3 +136,23 @@ def order_condition_residuals(a: np.ndarray, b: np.ndarray, order: int) -> list[
 def numba_solve(problem, solver=None, **options):
     """`pyude.solve` on the compiled backend (the numba tests' entry)."""
     return pyude.solve(problem, solver, backend="numba", **options)
+
+
+def run_fresh(code: str, timeout: float = 240) -> str:
+    """Run `code` in a new interpreter and return its output; fail (never hang) past
+    `timeout`. For forks: a fork copies whatever locks other threads hold at that moment,
+    and threads that earlier tests leave behind (a Dask cluster's, say) could hold one."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"the process did not finish in {timeout} s "
+                             f"(output so far: {err.stdout!r} {err.stderr!r})") from None
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout

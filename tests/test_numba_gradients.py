@@ -288,18 +288,22 @@ def test_a_float32_state_is_refused():
         numba_solve(prob, pyude.Tsit5(), saveat=[0.0, 1.0])
 
 
-def _threaded_batch_in_a_child():
-    import time
+_FORK_AFTER_A_THREADED_BATCH = """
+import multiprocessing, time
+from pyude.backends.numba import _gradient
 
-    from pyude.backends.numba import _gradient
+def batch():
     return _gradient._across_cores([lambda i=i: (time.sleep(0.002), i)[1] for i in range(5)])
+
+if __name__ == "__main__":
+    assert batch() == [0, 1, 2, 3, 4]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print(pool.apply_async(batch).get(timeout=60))
+"""
 
 
 def test_a_process_forked_after_a_threaded_batch_makes_its_own_threads():
     """A thread pool inherited through fork has no threads; a child's batch must not wait
     on it (process pools fork by default on Linux)."""
-    import multiprocessing
-
-    assert _threaded_batch_in_a_child() == [0, 1, 2, 3, 4]
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply_async(_threaded_batch_in_a_child).get(timeout=60) == [0, 1, 2, 3, 4]
+    from helpers import run_fresh
+    assert run_fresh(_FORK_AFTER_A_THREADED_BATCH).strip() == "[0, 1, 2, 3, 4]"

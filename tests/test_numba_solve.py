@@ -267,27 +267,33 @@ def test_unknown_keyword_is_refused():
         solve_problem(lotka_volterra_problem(), pyude.Tsit5(), reltol=1e-6)
 
 
-def _child_solves(_):
-    return 1
+_FORK_AFTER_A_BATCH = """
+import multiprocessing, threading
+import numba, torch
+import pyude
+from pyude.problems import lotka_volterra_problem
+
+def solve(_=None):
+    prob = lotka_volterra_problem().remake(u0=torch.ones(4, 2, dtype=torch.float64))
+    return pyude.solve(prob, pyude.Tsit5(), backend="numba", saveat=[1.0]).success
+
+if __name__ == "__main__":
+    assert solve()
+    assert numba.threading_layer() != "omp", numba.threading_layer()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(len, [[0]], chunksize=1) == [1]
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(solve())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(results)
+"""
 
 
 def test_a_process_forked_after_a_batch_survives_and_threads_may_launch_batches():
     """The batch kernel's threads must not poison a fork (a process pool, Dask workers):
     GNU OpenMP kills such a child. Batches launched from several threads at once run."""
-    import multiprocessing
-    import threading
-
-    import numba
-    prob = lotka_volterra_problem().remake(u0=torch.ones(4, 2, dtype=torch.float64))
-    assert solve_problem(prob, pyude.Tsit5(), saveat=[1.0]).success
-    assert numba.threading_layer() != "omp"
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.map(_child_solves, [0], chunksize=1) == [1]
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        solve_problem(prob, pyude.Tsit5(), saveat=[1.0]).success)) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [True, True, True]
+    from helpers import run_fresh
+    assert run_fresh(_FORK_AFTER_A_BATCH).strip() == "[True, True, True]"
