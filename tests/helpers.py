@@ -156,3 +156,16 @@ def run_fresh(code: str, timeout: float = 240) -> str:
                              f"(output so far: {err.stdout!r} {err.stderr!r})") from None
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
+
+
+def lv_batch(rows=((1.0, 1.0), (0.5, 2.0), (2.0, 0.3))):
+    """Lotka-Volterra from a batch of initial states sharing a differentiable alpha:
+    (problem, u0, alpha), both requiring grad."""
+    import torch
+
+    import pyude
+    u0 = torch.tensor(rows, dtype=torch.float64, requires_grad=True)
+    a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
+                            {"alpha": a, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+    return prob, u0, a

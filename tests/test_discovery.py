@@ -189,6 +189,17 @@ def test_discovered_coefficients_take_names_no_parameter_has():
     assert model.coefficients == ["c2", "c3"] and model.p["c1"] == 1.3
 
 
+def _one_state_refit(term):
+    """x' = term, to be refit to exp(-t) on [0, 2]: (model, t, data)."""
+    def ude(u, p, t, nn):
+        (m,) = nn(u)
+        return [m]
+
+    t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
+    model = pyude.discovery.discovered_model(ude, ["x"], {}, [term])
+    return model, t, torch.exp(-t)[:, None]
+
+
 @pytest.mark.parametrize("backend", ["native", "numba"])
 def test_a_refit_that_blows_up_gives_up_at_once_and_says_why(backend):
     """x' = c x^2 from x = 1 with c = 4 leaves any plausible region before t = 0.25; so
@@ -196,15 +207,7 @@ def test_a_refit_that_blows_up_gives_up_at_once_and_says_why(backend):
     first solve as it is crossed; a compiled solve runs on to its failure in milliseconds
     and its steps then say where it left."""
     import time
-    t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
-    data = torch.exp(-t)[:, None]
-
-    def ude(u, p, t, nn):
-        (m,) = nn(u)
-        return [m]
-
-    x = sympy.Symbol("x", real=True)
-    model = pyude.discovery.discovered_model(ude, ["x"], {}, [4.0 * x**2])
+    model, t, data = _one_state_refit(4.0 * X_**2)
     start = time.perf_counter()
     assert pyude.discovery.refit(model, t, data, bound=10.0, backend=backend) == float("inf")
     assert model.failure.startswith("left the plausible region (a state reached")
@@ -326,15 +329,7 @@ def test_a_torch_refit_whose_start_fails_inside_the_bound_is_not_solved_again(mo
     crossing it did not leave the region, and is not solved again to find out."""
     from pyude.discovery import _refit
     monkeypatch.setattr(_refit, "_left_region", lambda *a, **k: pytest.fail("solved again"))
-    t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
-    data = torch.exp(-t)[:, None]
-
-    def ude(u, p, t, nn):
-        (m,) = nn(u)
-        return [m]
-
-    x = sympy.Symbol("x", real=True)
-    model = pyude.discovery.discovered_model(ude, ["x"], {}, [-1.0 * x])
+    model, t, data = _one_state_refit(-1.0 * X_)
     assert pyude.discovery.refit(model, t, data, bound=10.0, maxiters=5,
                                  backend="native") == float("inf")
     assert model.failure == "needed more than 5 steps"

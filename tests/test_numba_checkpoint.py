@@ -141,12 +141,10 @@ def test_the_backward_pass_holds_one_interval_of_steps_at_a_time():
 
 
 def test_a_batch_of_initial_states_equals_the_torch_backend():
+    from helpers import lv_batch
+
     def run(solve):
-        u0 = torch.tensor([[1.0, 1.0], [0.5, 2.0], [2.0, 0.3]], dtype=torch.float64,
-                          requires_grad=True)
-        a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
-        prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
-                                {"alpha": a, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+        prob, u0, a = lv_batch()
         sol = solve(prob, pyude.Tsit5(), saveat=AFTER_T0, dt=0.05, adaptive=False)
         assert sol.u.shape == (len(AFTER_T0), 3, 2) and sol.success
         return sol.u.detach(), gradient(sol, [u0, a])

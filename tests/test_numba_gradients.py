@@ -210,12 +210,10 @@ def test_stiff_methods_and_batched_parameters_are_refused():
 
 
 def test_a_batch_of_initial_states_sums_its_parameter_gradients():
+    from helpers import lv_batch
+
     def run(solve):
-        u0 = torch.tensor([[1.0, 1.0], [0.5, 2.0], [2.0, 0.3]], dtype=torch.float64,
-                          requires_grad=True)
-        a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
-        prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
-                                {"alpha": a, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+        prob, u0, a = lv_batch()
         sol = solve(prob)
         assert sol.u.shape == (len(SAVEAT), 3, 2)
         g = torch.autograd.grad(loss_of(sol.u), [u0, a])
@@ -238,12 +236,10 @@ def test_a_batch_shared_among_threads_gives_the_same_gradient(sensealg, monkeypa
     gradients are those of the trajectories solved one by one, bit for bit."""
     import threading
 
+    from helpers import lv_batch
+
     from pyude.backends.numba import _gradient
-    u0 = torch.tensor([[1.0, 1.0], [0.5, 2.0], [2.0, 0.3], [1.5, 1.5], [0.7, 0.9]],
-                      dtype=torch.float64, requires_grad=True)
-    a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
-    prob = pyude.ODEProblem(pyude.problems.lotka_volterra, u0, (0.0, 4.0),
-                            {"alpha": a, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+    prob, u0, a = lv_batch(((1.0, 1.0), (0.5, 2.0), (2.0, 0.3), (1.5, 1.5), (0.7, 0.9)))
     ran_on = set()
     serial = _gradient._across_cores
 
