@@ -33,11 +33,7 @@ def test_sindy_recovers_the_interaction_terms(noise):
 
 
 def test_discovered_model_refits_through_the_ode():
-    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
-    u0 = torch.tensor([0.44249296, 4.6280594], dtype=torch.float64)
-    data = pyude.solve(pyude.ODEProblem(lotka_volterra, u0, (0.0, 3.0),
-                                        dict(alpha=1.3, beta=0.9, gamma=1.8, delta=0.8)),
-                       pyude.Vern7(), saveat=t, rtol=1e-10, atol=1e-10).u
+    t, data = _lv_refit_data()
 
     ude = lotka_volterra_ude
     model = pyude.discovery.discovered_model(ude, ["x", "y"], dict(alpha=1.3, delta=1.8),
