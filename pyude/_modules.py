@@ -13,9 +13,7 @@ from ._field import VectorField
 from ._options import DEFAULT_RTOL, build_options
 from ._problem import ODEProblem
 from ._repeat import call_key, prepared_solve
-from ._solve import solve
-from .sensitivity import DirectAdjoint
-from .solvers import default_solver
+from ._solve import resolved, solve
 
 
 class _SolvingModule(nn.Module):
@@ -58,9 +56,8 @@ class _SolvingModule(nn.Module):
     def _prepare(self, prob: ODEProblem, times: Tensor) -> Callable | None:
         """The compiled solve of this very call, for the next ones (`_repeat`), or None
         when it does not run compiled with a gradient."""
-        solver = default_solver(self.options.get("rtol", DEFAULT_RTOL)) \
-            if self.solver is None else self.solver
-        sensealg = self.sensealg if self.sensealg is not None else DirectAdjoint()
+        solver, sensealg = resolved(self.solver, self.sensealg,
+                                    self.options.get("rtol", DEFAULT_RTOL))
         options = build_options(prob, solver, saveat=times, **self.options)
         # without this call's u0 and its graph (kept for the module's lifetime otherwise)
         u0 = prob.u0.detach().requires_grad_(prob.u0.requires_grad)

@@ -83,8 +83,7 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     reject_unknown_kwargs("solve()", unknown, _SOLVE_KEYWORDS)
     _check_types(problem, solver, throw)
     backends.check_name(backend)
-    sensealg = _sensealg(sensealg)
-    solver = default_solver(rtol) if solver is None else solver
+    solver, sensealg = resolved(solver, sensealg, rtol)
     options = build_options(problem, solver, saveat=saveat, dt=dt, rtol=rtol, atol=atol,
                             dtmin=dtmin, dtmax=dtmax, maxiters=maxiters, tstops=tstops,
                             adaptive=adaptive, dense=dense, controller=controller)
@@ -94,6 +93,12 @@ def solve(problem: ODEProblem, solver: AbstractSolver | None = None, *,
     if throw and not sol.success:
         raise SolverError(f"solve with {solver!r} failed: {sol.retcode}: {sol.message}", sol)
     return sol
+
+
+def resolved(solver, sensealg, rtol=DEFAULT_RTOL) -> tuple:
+    """The solver and sensitivity a solve uses: the given ones (the sensitivity checked),
+    or the defaults (the default solver for `rtol`, `DirectAdjoint()`)."""
+    return (default_solver(rtol) if solver is None else solver), _sensealg(sensealg)
 
 
 def _sensealg(sensealg):

@@ -10,8 +10,8 @@ from typing import Callable, Mapping, Sequence
 
 import sympy
 
-from ._model import (DiscoveredModel, _as_expression, assembled, in_model_symbols,
-                     traced_ude)
+from ._model import (DiscoveredModel, _as_expression, assembled, fresh_name,
+                     in_model_symbols, traced_ude)
 
 
 def _monomial(term: sympy.Expr, variables: list[sympy.Symbol]) -> sympy.Expr | None:
@@ -65,7 +65,7 @@ class TermLibrary:
                 for monomial in monomials or []:
                     if (j, monomial) in self._slot:
                         continue
-                    name = _free_name(taken)
+                    name = fresh_name("k", taken)
                     self._slot[(j, monomial)] = name
                     coefficients[name] = 0.0
                     total += sympy.Symbol(name, real=True) * monomial
@@ -104,10 +104,3 @@ class TermLibrary:
                 slots[c.name] = self._slot[(j, monomial)]
         return slots if set(slots) == set(model.coefficients) else None
 
-
-def _free_name(taken: set[str]) -> str:
-    k = 1
-    while f"k{k}" in taken:
-        k += 1
-    taken.add(f"k{k}")
-    return f"k{k}"

@@ -56,6 +56,15 @@ class DiscoveredModel:
         return exprs if digits is None else [sympy.N(e, digits) for e in exprs]
 
 
+def fresh_name(prefix: str, taken: set[str]) -> str:
+    """The first of prefix1, prefix2, ... not in `taken`, added to it."""
+    k = 1
+    while f"{prefix}{k}" in taken:
+        k += 1
+    taken.add(f"{prefix}{k}")
+    return f"{prefix}{k}"
+
+
 def _with_coefficients(expr: sympy.Expr, taken: set[str]
                        ) -> tuple[sympy.Expr, dict[str, float]]:
     """Each Float in `expr` becomes a symbol c1, c2, ... (the first names not in `taken`,
@@ -64,11 +73,7 @@ def _with_coefficients(expr: sympy.Expr, taken: set[str]
 
     def swap(node):
         if isinstance(node, sympy.Float):
-            k = 1
-            while f"c{k}" in taken:
-                k += 1
-            name = f"c{k}"
-            taken.add(name)
+            name = fresh_name("c", taken)
             values[name] = float(node)
             return sympy.Symbol(name, real=True)
         if node.args:
